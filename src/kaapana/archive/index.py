@@ -1,0 +1,318 @@
+"""The index writer: one thread per process that commits received instances in groups.
+
+A receiving thread hands over a parsed record and waits for its future; the writer takes whatever
+has queued up (up to ``batch_size``) and writes it in ONE transaction. With several associations
+the commit cost is shared, which keeps SQLite from collapsing under one-commit-per-object, and a
+success status still means "in the index" (the future resolves only after the commit).
+"""
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from kaapana.archive.metadata import InstanceRecord
+from kaapana.db.engine import write_transaction
+from kaapana.db.models import (
+    DatasetSeries,
+    Instance,
+    Patient,
+    Series,
+    SeriesProject,
+    Study,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+_CACHE_LIMIT = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRequest:
+    record: InstanceRecord
+    project_pk: int
+    dataset_pk: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexOutcome:
+    """What the commit changed: ``previous_storage_key`` names a file the new object displaced."""
+
+    created: bool
+    previous_storage_key: str | None = None
+
+
+def _insert(session: Session) -> Callable[..., Any]:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+class IndexWriter:
+    def __init__(
+        self, engine: Engine, *, batch_size: int = 256, batch_delay: float = 0.002
+    ) -> None:
+        self._engine = engine
+        self._batch_size = batch_size
+        self._batch_delay = batch_delay
+        self._queue: queue.SimpleQueue[tuple[IndexRequest, Future[IndexOutcome]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._pending: dict[str, str] = {}
+        self._pending_lock = threading.Lock()
+        self._patients: dict[tuple[str, str], int] = {}
+        self._studies: dict[str, int] = {}
+        self._series: dict[str, int] = {}
+        self._visible: set[tuple[int, int]] = set()
+        self._thread = threading.Thread(target=self._run, name="kaapana-index-writer", daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    def pending_sha256(self, sop_instance_uid: str) -> str | None:
+        """The checksum of an object of this UID waiting for its commit, if any."""
+        with self._pending_lock:
+            return self._pending.get(sop_instance_uid)
+
+    def submit(self, request: IndexRequest) -> "Future[IndexOutcome]":
+        if self._closed:
+            raise RuntimeError("the index writer is closed")
+        future: Future[IndexOutcome] = Future()
+        with self._pending_lock:
+            self._pending[request.record.sop_instance_uid] = request.record.sha256
+        self._queue.put((request, future))
+        return future
+
+    def close(self) -> None:
+        """Commit what is queued, then stop (called on shutdown, so nothing accepted is lost)."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            deadline = time.monotonic() + self._batch_delay
+            while len(batch) < self._batch_size:
+                try:
+                    timeout = deadline - time.monotonic()
+                    nxt = (
+                        self._queue.get(timeout=timeout)
+                        if timeout > 0
+                        else self._queue.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[IndexRequest, "Future[IndexOutcome]"]]) -> None:
+        try:
+            outcomes = self._write([request for request, _ in batch])
+        except Exception:
+            log.warning("group commit of %d instances failed; writing one by one", len(batch))
+            for request, future in batch:
+                try:
+                    self._resolve([(request, future)], self._write([request]))
+                except Exception as exc:
+                    log.exception("indexing %s failed", request.record.sop_instance_uid)
+                    self._done(request)
+                    future.set_exception(exc)
+            return
+        self._resolve(batch, outcomes)
+
+    def _resolve(
+        self,
+        batch: list[tuple[IndexRequest, "Future[IndexOutcome]"]],
+        outcomes: list[IndexOutcome],
+    ) -> None:
+        for (request, future), outcome in zip(batch, outcomes, strict=True):
+            self._done(request)
+            future.set_result(outcome)
+
+    def _done(self, request: IndexRequest) -> None:
+        with self._pending_lock:
+            if self._pending.get(request.record.sop_instance_uid) == request.record.sha256:
+                del self._pending[request.record.sop_instance_uid]
+
+    def _forget_cache(self) -> None:
+        self._patients.clear()
+        self._studies.clear()
+        self._series.clear()
+        self._visible.clear()
+
+    def _write(self, requests: list[IndexRequest]) -> list[IndexOutcome]:
+        if len(self._series) > _CACHE_LIMIT:
+            self._forget_cache()
+        try:
+            return self._write_batch(requests)
+        except Exception:
+            self._forget_cache()  # it may name rows that were rolled back
+            raise
+
+    def _write_batch(self, requests: list[IndexRequest]) -> list[IndexOutcome]:
+        now = utcnow()
+        touched: set[int] = set()
+        with write_transaction(self._engine) as session:
+            outcomes = []
+            for request in requests:
+                series_pk = self._series_pk(session, request.record)
+                touched.add(series_pk)
+                outcomes.append(
+                    self._write_instance(session, request.record, series_pk, now, touched)
+                )
+                self._make_visible(session, series_pk, request)
+            for series_pk in touched:
+                count = (
+                    select(func.count(Instance.id))
+                    .where(Instance.series_pk == series_pk)
+                    .scalar_subquery()
+                )
+                session.execute(
+                    update(Series)
+                    .where(Series.id == series_pk)
+                    .values(number_of_instances=count, last_received_at=now, stable_at=None)
+                )
+        return outcomes
+
+    def _get_or_create(
+        self, session: Session, model: Any, key: dict[str, Any], values: dict[str, Any]
+    ) -> int:
+        query = select(model.id).filter_by(**key)
+        pk = session.scalar(query)
+        if pk is None:
+            session.execute(
+                _insert(session)(model).values(**key, **values).on_conflict_do_nothing()
+            )
+            pk = session.scalar(query)
+        return int(pk)
+
+    def _series_pk(self, session: Session, record: InstanceRecord) -> int:
+        pk = self._series.get(record.series_instance_uid)
+        if pk is not None:
+            return pk
+        patient_key = (record.patient_id, record.issuer_of_patient_id)
+        patient_pk = self._patients.get(patient_key)
+        if patient_pk is None:
+            patient_pk = self._get_or_create(
+                session,
+                Patient,
+                {
+                    "patient_id": record.patient_id,
+                    "issuer_of_patient_id": record.issuer_of_patient_id,
+                },
+                {
+                    "patient_name": record.patient_name,
+                    "patient_birth_date": record.patient_birth_date,
+                    "patient_sex": record.patient_sex,
+                },
+            )
+            self._patients[patient_key] = patient_pk
+        study_pk = self._studies.get(record.study_instance_uid)
+        if study_pk is None:
+            study_pk = self._get_or_create(
+                session,
+                Study,
+                {"study_instance_uid": record.study_instance_uid},
+                {
+                    "patient_pk": patient_pk,
+                    "study_date": record.study_date,
+                    "study_time": record.study_time,
+                    "accession_number": record.accession_number,
+                    "study_id": record.study_id,
+                    "study_description": record.study_description,
+                    "referring_physician_name": record.referring_physician_name,
+                    "created_at": utcnow(),
+                },
+            )
+            self._studies[record.study_instance_uid] = study_pk
+        pk = self._get_or_create(
+            session,
+            Series,
+            {"series_instance_uid": record.series_instance_uid},
+            {
+                "study_pk": study_pk,
+                "modality": record.modality,
+                "series_number": record.series_number,
+                "series_description": record.series_description,
+                "body_part_examined": record.body_part_examined,
+                "series_date": record.series_date,
+                "series_time": record.series_time,
+                "number_of_instances": 0,
+                "metadata_json": record.series_json,
+                "last_received_at": utcnow(),
+                "created_at": utcnow(),
+            },
+        )
+        self._series[record.series_instance_uid] = pk
+        return pk
+
+    def _write_instance(
+        self,
+        session: Session,
+        record: InstanceRecord,
+        series_pk: int,
+        now: Any,
+        touched: set[int],
+    ) -> IndexOutcome:
+        values = {
+            "series_pk": series_pk,
+            "sop_class_uid": record.sop_class_uid,
+            "instance_number": record.instance_number,
+            "storage_key": record.storage_key,
+            "size": record.size,
+            "sha256": record.sha256,
+            "transfer_syntax_uid": record.transfer_syntax_uid,
+            "number_of_frames": record.number_of_frames,
+            "metadata_json": record.instance_json,
+            "received_at": now,
+        }
+        existing = session.execute(
+            select(Instance.id, Instance.sha256, Instance.storage_key, Instance.series_pk).where(
+                Instance.sop_instance_uid == record.sop_instance_uid
+            )
+        ).first()
+        if existing is None:
+            session.execute(
+                _insert(session)(Instance).values(
+                    sop_instance_uid=record.sop_instance_uid, **values
+                )
+            )
+            return IndexOutcome(created=True)
+        if existing.sha256 == record.sha256:
+            return IndexOutcome(created=False)
+        session.execute(update(Instance).where(Instance.id == existing.id).values(**values))
+        touched.add(existing.series_pk)
+        moved = existing.storage_key if existing.storage_key != record.storage_key else None
+        return IndexOutcome(created=False, previous_storage_key=moved)
+
+    def _make_visible(self, session: Session, series_pk: int, request: IndexRequest) -> None:
+        if (series_pk, request.project_pk) not in self._visible:
+            session.execute(
+                _insert(session)(SeriesProject)
+                .values(series_pk=series_pk, project_pk=request.project_pk)
+                .on_conflict_do_nothing()
+            )
+            self._visible.add((series_pk, request.project_pk))
+        if request.dataset_pk is not None:
+            session.execute(
+                _insert(session)(DatasetSeries)
+                .values(dataset_pk=request.dataset_pk, series_pk=series_pk)
+                .on_conflict_do_nothing()
+            )
+
+
+__all__ = ["IndexOutcome", "IndexRequest", "IndexWriter"]

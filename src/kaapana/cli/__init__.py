@@ -1,0 +1,69 @@
+"""The ``kaapana`` command."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from kaapana import __version__
+from kaapana.cli import data, nodes, projects, serve
+from kaapana.cli._common import error_console
+from kaapana.config import Settings
+
+app = typer.Typer(
+    name="kaapana",
+    help="Medical-imaging research platform: DICOM archive, cohorts, workflows, federation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kaapana {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Data folder (database, storage). Env: KAAPANA_DATA_DIR.", show_default=False
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="Index database URL. Env: KAAPANA_DATABASE_URL.", show_default=False),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Settings come from KAAPANA_* variables and kaapana.toml; these options override them."""
+    try:
+        settings = Settings()
+        settings = settings.with_overrides(data_dir=data_dir, database_url=database_url)
+    except ValidationError as exc:
+        error_console().print(f"[red]error:[/red] invalid settings: {exc}")
+        raise typer.Exit(2) from exc
+    ctx.ensure_object(dict)["settings"] = settings
+
+
+app.command(name="serve")(serve.serve_command)
+app.command(name="import")(data.import_command)
+app.command(name="demo")(data.demo_command)
+app.command(name="check")(data.check_command)
+app.command(name="send")(nodes.send_command)
+app.add_typer(nodes.app, name="nodes")
+app.add_typer(projects.app, name="projects")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

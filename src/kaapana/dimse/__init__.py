@@ -1,0 +1,1 @@
+"""DIMSE interface: the DICOM SCP (echo, store, find, move, get) and SCU (echo, send)."""

@@ -1,0 +1,115 @@
+"""The DICOM SCP: one AE that receives, answers queries and serves retrievals.
+
+Throughput comes from three choices: Nagle off on every socket (each small object would otherwise
+wait ~40 ms on delayed ACKs), large PDUs (fewer, bigger reads in Python), and several receiver
+processes sharing the port through ``SO_REUSEPORT`` (one Python process is GIL-bound).
+"""
+
+import logging
+import socket
+import socketserver
+import threading
+import time
+from typing import Any
+
+import pynetdicom
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+from pynetdicom.transport import ThreadedAssociationServer
+
+from kaapana.archive import Archive
+from kaapana.dimse.associations import AssociationRegistry
+from kaapana.dimse.qr import handle_find, handle_get, handle_move
+from kaapana.dimse.store import handle_store
+
+log = logging.getLogger(__name__)
+
+QUERY_RETRIEVE_MODELS = (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelMove,
+    PatientRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelGet,
+)
+
+
+def no_delay(sock: socket.socket) -> None:
+    """Disable Nagle: DIMSE is request/response, delayed ACKs would stall every small object."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class ReusePortServer(ThreadedAssociationServer):
+    """An association server that shares its port with sibling processes and disables Nagle."""
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        client, address = super().get_request()
+        no_delay(client)
+        return client, address
+
+    def shutdown(self) -> None:
+        """Stop accepting; associations in progress run to their end (see ``wait_idle``)."""
+        socketserver.BaseServer.shutdown(self)
+        self.server_close()
+
+    def wait_idle(self, timeout: float) -> None:
+        """Let open associations finish (graceful stop), up to ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
+        for assoc in self.active_associations:
+            assoc.join(max(0.0, deadline - time.monotonic()))
+
+
+def build_ae(archive: Archive) -> tuple[AE, list[Any]]:
+    """The application entity with every context we serve, and its event handlers."""
+    settings = archive.settings
+    # Accept storage SOP classes pynetdicom does not list (private and newer ones) as well.
+    pynetdicom._config.UNRESTRICTED_STORAGE_SERVICE = True
+    ae = AE(ae_title=settings.ae_title)
+    ae.maximum_pdu_size = settings.max_pdu_size
+    ae.maximum_associations = settings.max_associations
+    ae.network_timeout = 60
+    ae.dimse_timeout = 60
+    ae.acse_timeout = 30
+    ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    for context in AllStoragePresentationContexts:
+        # scp_role lets C-GET requestors receive the objects on this association.
+        ae.add_supported_context(
+            context.abstract_syntax, ALL_TRANSFER_SYNTAXES, scp_role=True, scu_role=False
+        )
+    for model in QUERY_RETRIEVE_MODELS:
+        ae.add_supported_context(model, ALL_TRANSFER_SYNTAXES)
+    registry = AssociationRegistry(archive)
+    handlers = [
+        (evt.EVT_REQUESTED, registry.handle_requested),
+        (evt.EVT_C_STORE, handle_store, [archive, registry]),
+        (evt.EVT_C_FIND, handle_find, [archive, registry]),
+        (evt.EVT_C_MOVE, handle_move, [archive, registry]),
+        (evt.EVT_C_GET, handle_get, [archive, registry]),
+    ]
+    return ae, handlers
+
+
+def start_scp(archive: Archive, *, host: str, port: int) -> ReusePortServer:
+    """Start serving in background threads; returns the server (``shutdown()`` to stop)."""
+    ae, handlers = build_ae(archive)
+    server = ae.make_server((host, port), evt_handlers=handlers, server_class=ReusePortServer)
+    thread = threading.Thread(target=server.serve_forever, name="kaapana-dimse", daemon=True)
+    thread.start()
+    log.info("DICOM SCP %s listening on %s:%d", ae.ae_title, host, server.server_address[1])
+    return server
+
+
+__all__ = ["QUERY_RETRIEVE_MODELS", "ReusePortServer", "build_ae", "no_delay", "start_scp"]

@@ -1,0 +1,160 @@
+"""``kaapana serve``: the DICOM receiver processes, the HTTP server and the series monitor.
+
+The main process migrates the index, runs HTTP and the series monitor, and supervises N receiver
+processes that share the DICOM port (``SO_REUSEPORT``); a receiver that dies is started again.
+Ctrl-C or SIGTERM stops accepting, lets open associations finish, flushes pending index writes.
+With ``dicom_workers = 1`` the receiver runs inside the main process.
+"""
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from multiprocessing.context import SpawnProcess
+from multiprocessing.synchronize import Event as ProcessEvent
+
+import uvicorn
+
+from kaapana.api import create_app
+from kaapana.archive import SeriesQuietMonitor
+from kaapana.config import Settings
+from kaapana.dimse.scp import start_scp
+from kaapana.platform import Platform
+
+log = logging.getLogger(__name__)
+GRACE_SECONDS = 30.0
+
+
+def receiver_count(settings: Settings) -> int:
+    return settings.dicom_workers or os.cpu_count() or 1
+
+
+def _receiver_main(settings: Settings, ready: ProcessEvent) -> None:
+    """Entry point of one receiver process."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with Platform(settings, migrate=False) as platform:
+        server = start_scp(platform.archive, host=settings.host, port=settings.dicom_port)
+        ready.set()
+        while not stop.wait(0.5):
+            pass
+        server.shutdown()
+        server.wait_idle(GRACE_SECONDS)
+
+
+def _reserve_port(settings: Settings) -> tuple[Settings, socket.socket]:
+    """Pick the port once (``dicom_port = 0``) so every receiver binds the same one."""
+    placeholder = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    placeholder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    placeholder.bind((settings.host, settings.dicom_port))
+    return settings.with_overrides(dicom_port=placeholder.getsockname()[1]), placeholder
+
+
+class ReceiverPool:
+    """Starts, supervises and stops the receiver processes."""
+
+    def __init__(self, settings: Settings, count: int) -> None:
+        self.settings = settings
+        self._count = count
+        self._context = multiprocessing.get_context("spawn")
+        self._processes: list[SpawnProcess] = []
+        self._stopping = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+
+    def _spawn(self) -> SpawnProcess:
+        ready = self._context.Event()
+        process = self._context.Process(
+            target=_receiver_main, args=(self.settings, ready), name="kaapana-dicom", daemon=False
+        )
+        process.start()
+        if not ready.wait(60):
+            raise RuntimeError("a DICOM receiver process did not start within 60 s")
+        return process
+
+    def start(self) -> None:
+        self._processes = [self._spawn() for _ in range(self._count)]
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(1.0):
+            for index, process in enumerate(self._processes):
+                if not process.is_alive() and not self._stopping.is_set():
+                    log.error(
+                        "receiver %d exited with %s; restarting", process.pid, process.exitcode
+                    )
+                    self._processes[index] = self._spawn()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for process in self._processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self._processes:
+            process.join(GRACE_SECONDS + 10)
+            if process.is_alive():
+                process.kill()
+
+
+def serve(settings: Settings, *, on_ready: Callable[[Settings], None] | None = None) -> None:
+    """Run until interrupted; ``on_ready`` gets the effective settings once both servers listen."""
+    with Platform(settings) as platform:
+        monitor = SeriesQuietMonitor(
+            platform.engine, platform.events, quiet_seconds=settings.series_quiet_seconds
+        )
+        monitor.start()
+        count = receiver_count(settings)
+        pool: ReceiverPool | None = None
+        in_process = None
+        placeholder = None
+        try:
+            if count == 1:
+                in_process = start_scp(
+                    platform.archive, host=settings.host, port=settings.dicom_port
+                )
+                settings = settings.with_overrides(dicom_port=in_process.server_address[1])
+            else:
+                settings, placeholder = _reserve_port(settings)
+                pool = ReceiverPool(settings, count)
+                pool.start()
+                placeholder.close()
+            config = uvicorn.Config(
+                create_app(settings, platform=platform),
+                host=settings.host,
+                port=settings.http_port,
+                log_level="warning",
+                lifespan="on",
+            )
+            http = uvicorn.Server(config)
+            if on_ready is not None:
+                threading.Thread(
+                    target=_notify_when_started, args=(http, settings, on_ready), daemon=True
+                ).start()
+            http.run()
+        finally:
+            if in_process is not None:
+                in_process.shutdown()
+                in_process.wait_idle(GRACE_SECONDS)
+            if pool is not None:
+                pool.stop()
+            if placeholder is not None:
+                placeholder.close()
+            monitor.stop()
+
+
+def _notify_when_started(
+    http: uvicorn.Server, settings: Settings, on_ready: Callable[[Settings], None]
+) -> None:
+    while not http.started:
+        if http.should_exit:
+            return
+        threading.Event().wait(0.05)
+    port = http.servers[0].sockets[0].getsockname()[1] if http.servers else settings.http_port
+    on_ready(settings.with_overrides(http_port=port))
+
+
+__all__ = ["ReceiverPool", "receiver_count", "serve"]
