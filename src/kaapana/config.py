@@ -101,10 +101,6 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds the index writer waits for more instances before committing a batch.",
     )
-    log_identifiers: bool = Field(
-        False, description="Log patient names and IDs (off: logs carry UIDs only)."
-    )
-
     @field_validator("ae_title")
     @classmethod
     def _check_ae_title(cls, value: str) -> str:

@@ -60,6 +60,7 @@ class AssociationRegistry:
                 statuses.SOURCE_SERVICE_USER,
                 statuses.CALLED_AE_NOT_RECOGNISED,
             )
+            assoc.kill()  # waits until the A-ASSOCIATE-RJ has left, as pynetdicom's own rejections
             return
         dataset = None
         if calling.lower().startswith(DATASET_AE_PREFIX) and len(calling) > len(DATASET_AE_PREFIX):

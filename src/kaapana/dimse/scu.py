@@ -32,7 +32,16 @@ class SendReport:
 def _associate(ae: AE, node: DicomNode) -> Association:
     assoc = ae.associate(node.host, node.port, ae_title=node.ae_title)
     if not assoc.is_established:
-        reason = "rejected" if assoc.is_rejected else "aborted or unreachable"
+        if assoc.is_rejected:
+            reason = "rejected"
+        elif assoc.rejected_contexts:
+            refused = ", ".join(
+                f"{cx.abstract_syntax.name} in {cx.transfer_syntax[0].name}"
+                for cx in assoc.rejected_contexts
+            )
+            reason = f"failed: the node accepts none of {refused}"
+        else:
+            reason = "aborted or unreachable"
         raise AssociationFailed(
             f"association with {node.name} ({node.ae_title}@{node.host}:{node.port}) {reason}"
         )

@@ -1,0 +1,5 @@
+"""``python -m kaapana`` is the ``kaapana`` command."""
+
+from kaapana.cli import main
+
+main()

@@ -1,0 +1,174 @@
+"""``kaapana serve`` as a user runs it: a subprocess with receiver processes, stopped and killed."""
+
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pydicom
+import pytest
+from sqlalchemy import select
+
+from kaapana.config import Settings
+from kaapana.db.engine import session_factory
+from kaapana.db.models import Instance
+from kaapana.platform import Platform
+from kaapana.testing.synthetic import ct_series, write_datasets
+from tests.helpers import DCMTK_ENV, dcmtk, free_port, port_open, wait_until
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    data_dir: Path
+    dicom_port: int
+    http_port: int
+
+
+def start_server(data_dir: Path, workers: int = 2) -> Server:
+    dicom_port, http_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "KAAPANA_DATA_DIR": str(data_dir),
+        "KAAPANA_DICOM_WORKERS": str(workers),
+        "KAAPANA_SERIES_QUIET_SECONDS": "1",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kaapana",
+            "serve",
+            "--dicom-port",
+            str(dicom_port),
+            "--http-port",
+            str(http_port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    server = Server(process, data_dir, dicom_port, http_port)
+    wait_until(lambda: port_open(http_port) or process.poll() is not None, 60, "kaapana serve")
+    assert process.poll() is None, process.stdout.read() if process.stdout else ""
+    wait_until(lambda: port_open(dicom_port), 30, "the DICOM port")
+    return server
+
+
+def stop(server: Server, sig: int = signal.SIGINT) -> str:
+    os.killpg(server.process.pid, sig)
+    output, _ = server.process.communicate(timeout=60)
+    return output
+
+
+@pytest.fixture
+def series_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "series"
+    write_datasets(ct_series(rows=128, columns=128, slices=200, seed=7), folder)
+    return folder
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    running = start_server(tmp_path / "data")
+    yield running
+    if running.process.poll() is None:
+        stop(running)
+
+
+def test_serve_answers_http_and_dicom_and_stops_gracefully(
+    server: Server, series_dir: Path
+) -> None:
+    health = httpx.get(f"http://127.0.0.1:{server.http_port}/healthz", timeout=10)
+    assert health.json()["status"] == "ok"
+    store = subprocess.run(
+        [
+            dcmtk("storescu"),
+            "-aec",
+            "KAAPANA",
+            "+sd",
+            "127.0.0.1",
+            str(server.dicom_port),
+            str(series_dir),
+        ],
+        env=DCMTK_ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert store.returncode == 0, store.stderr
+    studies = httpx.get(f"http://127.0.0.1:{server.http_port}/api/v1/studies", timeout=10).json()
+    assert len(studies) == 1
+    assert studies[0]["number_of_study_related_instances"] == 200
+    assert studies[0]["modalities_in_study"] == ["CT"]
+    stop(server)
+    assert server.process.returncode == 0
+
+
+def _acknowledged(storescu_log: str) -> list[str]:
+    """Files for which storescu received a success response (its -v output pairs them)."""
+    acknowledged = []
+    current = None
+    for line in storescu_log.splitlines():
+        sending = re.search(r"Sending file: (\S+)", line)
+        if sending:
+            current = sending.group(1)
+        elif "Received Store Response (Success)" in line and current:
+            acknowledged.append(current)
+            current = None
+    return acknowledged
+
+
+def test_kill_9_during_ingest_loses_no_acknowledged_instance(
+    tmp_path: Path, series_dir: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir)
+    log_path = tmp_path / "storescu.log"
+    with log_path.open("w") as log:
+        client = subprocess.Popen(
+            [
+                dcmtk("storescu"),
+                "-v",
+                "-aec",
+                "KAAPANA",
+                "+sd",
+                "127.0.0.1",
+                str(server.dicom_port),
+                str(series_dir),
+            ],
+            env=DCMTK_ENV,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(lambda: len(_acknowledged(log_path.read_text())) >= 40, 60, "40 stored")
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=30)
+        client.wait(timeout=60)
+    acknowledged = _acknowledged(log_path.read_text())
+    assert 40 <= len(acknowledged) < 200, "the kill must land in the middle of the ingest"
+
+    restarted = start_server(data_dir)  # migrations and start-up must cope with the crash
+    stop(restarted)
+    with Platform(Settings(data_dir=data_dir)) as platform:
+        with session_factory(platform.engine)() as session:
+            rows = {row.sop_instance_uid: row for row in session.scalars(select(Instance))}
+        for path in acknowledged:
+            original = pydicom.dcmread(path)
+            row = rows[original.SOPInstanceUID]
+            stored = pydicom.dcmread(platform.store.local_path(row.storage_key))
+            assert stored.PixelData == original.PixelData
+            assert stored == original
+        for row in rows.values():  # nothing in the index without its file, intact
+            data = platform.store.get(row.storage_key)
+            assert hashlib.sha256(data).hexdigest() == row.sha256
