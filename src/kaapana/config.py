@@ -97,10 +97,12 @@ class Settings(BaseSettings):
         256, ge=1, description="Most instances written to the index in one transaction."
     )
     index_batch_delay: float = Field(
-        0.002,
+        0.0,
         ge=0,
-        description="Seconds the index writer waits for more instances before committing a batch.",
+        description="Seconds the index writer waits for more instances before committing a "
+        "batch; 0 commits what has queued at once (batches still form during a commit).",
     )
+
     @field_validator("ae_title")
     @classmethod
     def _check_ae_title(cls, value: str) -> str:

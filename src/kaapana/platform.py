@@ -23,6 +23,7 @@ class Platform:
         self.archive = Archive(settings=settings, engine=self.engine, store=self.store)
         if migrate:
             self.archive.projects.bootstrap(ae_title=settings.ae_title)
+            self.archive.recover()
 
     def close(self) -> None:
         self.archive.close()

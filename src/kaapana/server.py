@@ -20,6 +20,7 @@ import uvicorn
 
 from kaapana.api import create_app
 from kaapana.archive import SeriesQuietMonitor
+from kaapana.archive.journal import journals_of_process
 from kaapana.config import Settings
 from kaapana.dimse.scp import start_scp
 from kaapana.platform import Platform
@@ -58,8 +59,9 @@ def _reserve_port(settings: Settings) -> tuple[Settings, socket.socket]:
 class ReceiverPool:
     """Starts, supervises and stops the receiver processes."""
 
-    def __init__(self, settings: Settings, count: int) -> None:
+    def __init__(self, settings: Settings, count: int, *, on_death: Callable[[int], None]) -> None:
         self.settings = settings
+        self._on_death = on_death
         self._count = count
         self._context = multiprocessing.get_context("spawn")
         self._processes: list[SpawnProcess] = []
@@ -119,7 +121,14 @@ def serve(settings: Settings, *, on_ready: Callable[[Settings], None] | None = N
                 settings = settings.with_overrides(dicom_port=in_process.server_address[1])
             else:
                 settings, placeholder = _reserve_port(settings)
-                pool = ReceiverPool(settings, count)
+                archive = platform.archive
+                pool = ReceiverPool(
+                    settings,
+                    count,
+                    on_death=lambda pid: archive.recover(
+                        journals_of_process(archive.journal_dir, pid)
+                    ),
+                )
                 pool.start()
                 placeholder.close()
             config = uvicorn.Config(
@@ -144,6 +153,8 @@ def serve(settings: Settings, *, on_ready: Callable[[Settings], None] | None = N
             if placeholder is not None:
                 placeholder.close()
             monitor.stop()
+            platform.archive.flush()
+            log.info("stopped: open associations finished, pending index writes committed")
 
 
 def _notify_when_started(

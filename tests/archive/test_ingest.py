@@ -152,7 +152,7 @@ def _absurd_length() -> bytes:
 
 
 def _wrong_vr_value() -> bytes:
-    return _patched(b"\x20\x00\x13\x00IS", b"x", 6)  # InstanceNumber "x"
+    return _patched(b"\x20\x00\x13\x00IS", b"x", 8)  # InstanceNumber "x"
 
 
 BAD_INPUTS = {
@@ -164,7 +164,7 @@ BAD_INPUTS = {
     "invalid uid": lambda: part10(_ct(SeriesInstanceUID="1.2.abc")),
     "traversal uid": lambda: part10(_ct(StudyInstanceUID="../../etc")),
     "long uid": lambda: part10(_ct(SOPInstanceUID="1." + "2" * 80)),
-    "wrong vr value": _wrong_vr_value,
+    "wrong vr code": lambda: _patched(b"\x10\x00\x10\x00PN", b"Z!", 4),
     "absurd length": _absurd_length,
 }
 
@@ -177,6 +177,19 @@ def test_bad_input_is_rejected_and_changes_nothing(platform: Platform, make_bad)
     assert _count(platform, Instance) == 0
     assert _count(platform, Study) == 0
     assert list(platform.store.keys()) == []
+
+
+def test_value_that_does_not_convert_is_kept_out_of_the_metadata_only(platform: Platform) -> None:
+    """Tolerant reading: the object is worth keeping; only the broken element is left out."""
+    data = _wrong_vr_value()
+    result = platform.archive.store_bytes(data, platform.archive.target())
+    assert result.status is StoreStatusValues.stored
+    with session_factory(platform.engine)() as session:
+        instance = session.scalars(select(Instance)).one()
+    assert instance.instance_number is None
+    assert "00200013" not in instance.metadata_json
+    assert instance.metadata_json["00100010"]  # everything else is there
+    assert platform.store.get(_key(result)) == data
 
 
 def test_concurrent_stores_share_group_commits(platform: Platform) -> None:

@@ -49,6 +49,7 @@ def run(tool: str, *args: str, check: bool = True) -> subprocess.CompletedProces
 
 
 def stored(scp: RunningSCP, sop_instance_uid: str) -> pydicom.Dataset:
+    scp.platform.archive.flush()  # C-STORE is answered before the group commit
     with session_factory(scp.platform.engine)() as session:
         key = session.scalar(
             select(Instance.storage_key).where(Instance.sop_instance_uid == sop_instance_uid)
@@ -88,7 +89,8 @@ def test_storescu_keeps_the_transfer_syntax(
     differing = [
         element.keyword or str(element.tag)
         for element in original
-        if element.tag not in (TRAILING_PADDING, PIXEL_DATA) and received.get(element.tag) != element
+        if element.tag not in (TRAILING_PADDING, PIXEL_DATA)
+        and received.get(element.tag) != element
     ]
     assert differing == []
     if received.get(PIXEL_DATA) != original.get(PIXEL_DATA):
@@ -105,6 +107,7 @@ def test_many_files_in_one_association(scp: RunningSCP, tmp_path: Path) -> None:
         base.InstanceNumber = number
         (tmp_path / f"{number}.dcm").write_bytes(part10(base))
     run("storescu", "-aec", "KAAPANA", "+sd", "127.0.0.1", str(scp.port), str(tmp_path))
+    scp.platform.archive.flush()
     with session_factory(scp.platform.engine)() as session:
         series = session.scalars(select(Series)).one()
     assert series.series_instance_uid == series_uid
@@ -127,6 +130,7 @@ def test_called_ae_selects_project_and_calling_kp_ae_selects_dataset(scp: Runnin
     project = scp.platform.archive.projects.create("lung-study", ae_title="LUNG")
     path = get_testdata_file("CT_small.dcm")
     run("storescu", "-aet", "kp-cohort1", "-aec", "LUNG", "127.0.0.1", str(scp.port), path)
+    scp.platform.archive.flush()
     with session_factory(scp.platform.engine)() as session:
         series_pk = session.scalar(select(Series.id))
         projects = set(

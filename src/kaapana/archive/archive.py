@@ -1,14 +1,18 @@
 """``Archive``: the one entry to storing DICOM objects, whichever interface received them."""
 
 import logging
+import threading
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
-from enum import StrEnum
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Engine, or_, select, text
 
-from kaapana.archive.index import IndexRequest, IndexWriter
-from kaapana.archive.metadata import parse_instance
+from kaapana.archive.index import IndexOutcome, IndexRequest, IndexWriter, StoreStatusValues
+from kaapana.archive.journal import Journal, JournalEntry, all_journals, read_entries
+from kaapana.archive.metadata import inspect
 from kaapana.auth.projects import ADMIN_PROJECT, Projects
 from kaapana.config import DuplicatePolicyValues, Settings
 from kaapana.db.engine import session_factory
@@ -17,12 +21,7 @@ from kaapana.errors import Conflict, NotFound
 from kaapana.storage import ObjectStore
 
 log = logging.getLogger(__name__)
-
-
-class StoreStatusValues(StrEnum):
-    stored = "stored"
-    duplicate = "duplicate"
-    replaced = "replaced"
+MAX_UNCOMMITTED = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +50,10 @@ class Archive:
         self._writer = IndexWriter(
             engine, batch_size=settings.index_batch_size, batch_delay=settings.index_batch_delay
         )
+        self.journal_dir = settings.data_dir / "journal"
+        self._journal: Journal | None = None
+        self._outstanding: set[Future[IndexOutcome]] = set()
+        self._lock = threading.Lock()
 
     def target(self, project: str = ADMIN_PROJECT, dataset: str | None = None) -> StoreTarget:
         """Resolve names once per association or import, not once per object."""
@@ -67,46 +70,107 @@ class Archive:
                 select(Instance.sha256).where(Instance.sop_instance_uid == sop_instance_uid)
             )
 
-    def store_bytes(
-        self, data: bytes, target: StoreTarget, *, source: str = "object"
-    ) -> StoreResult:
-        """Store one Part 10 object as received and index it; returns once it is committed.
+    def _journal_for_writes(self) -> Journal:
+        with self._lock:
+            if self._journal is None:
+                self._journal = Journal(self.journal_dir)
+            return self._journal
 
-        Raises ``InvalidDicom`` (nothing stored) or ``Conflict`` (duplicate refused by policy).
+    def store_bytes(
+        self, data: bytes, target: StoreTarget, *, source: str = "object", wait: bool = True
+    ) -> StoreResult:
+        """Store one Part 10 object as received and index it.
+
+        With ``wait`` the call returns once the index row is committed. Without it, it returns
+        once the object is durable and journaled; the row follows in the next group commit, and
+        a crash in between is repaired on the next start (``recover``). Raises ``InvalidDicom``
+        (nothing stored) or ``Conflict`` (duplicate refused by policy).
         """
-        record = parse_instance(data, source=source)
-        previous = self.stored_sha256(record.sop_instance_uid)
-        if previous == record.sha256:
-            status = StoreStatusValues.duplicate
-        elif previous is None:
-            status = StoreStatusValues.stored
-        elif self.settings.duplicate_policy is DuplicatePolicyValues.reject:
-            log.warning("refused different object with existing UID %s", record.sop_instance_uid)
-            raise Conflict(
-                f"SOP Instance {record.sop_instance_uid} is stored already with other content"
-            )
-        else:
-            status = StoreStatusValues.replaced
-        if status is not StoreStatusValues.duplicate:
-            self.store.put(record.storage_key, data)
-        try:
-            outcome = self._writer.submit(
-                IndexRequest(record, target.project_pk, target.dataset_pk)
-            ).result()
-        except Exception:
-            if status is StoreStatusValues.stored:
-                self.store.delete(record.storage_key)
-            raise
-        if outcome.previous_storage_key:
-            self.store.delete(outcome.previous_storage_key)
-        if status is not StoreStatusValues.stored:
-            log.info("%s SOP Instance %s", status.value, record.sop_instance_uid)
+        received = inspect(data, source=source)
+        if self.settings.duplicate_policy is DuplicatePolicyValues.reject:
+            previous = self.stored_sha256(received.sop_instance_uid)
+            if previous not in (None, received.sha256):
+                log.warning("refused other object with stored UID %s", received.sop_instance_uid)
+                raise Conflict(
+                    f"SOP Instance {received.sop_instance_uid} is stored already with other content"
+                )
+        # Identical bytes again are written again too: an atomic replace by the same content is
+        # cheaper than asking the index first on every object.
+        self.store.put(received.storage_key, data)
+        journal = self._journal_for_writes()
+        journal.record(JournalEntry(received.storage_key, target.project_pk, target.dataset_pk))
+        request = IndexRequest(
+            received,
+            target.project_pk,
+            target.dataset_pk,
+            after_commit=partial(self._committed, journal=journal),
+        )
+        with self._lock:
+            future = self._writer.submit(request)
+            self._outstanding.add(future)
+            backlog = len(self._outstanding)
+        future.add_done_callback(self._forget)
+        status = StoreStatusValues.acknowledged
+        if wait or backlog > MAX_UNCOMMITTED:  # the backlog bound keeps memory bounded
+            status = future.result().status
         return StoreResult(
             status=status,
-            sop_instance_uid=record.sop_instance_uid,
-            series_instance_uid=record.series_instance_uid,
-            study_instance_uid=record.study_instance_uid,
+            sop_instance_uid=received.sop_instance_uid,
+            series_instance_uid=received.series_instance_uid,
+            study_instance_uid=received.study_instance_uid,
         )
+
+    def _forget(self, future: "Future[IndexOutcome]") -> None:
+        with self._lock:
+            self._outstanding.discard(future)
+
+    def _committed(
+        self, outcome: IndexOutcome | None, error: BaseException | None, *, journal: Journal
+    ) -> None:
+        """After the group commit: drop the journal entry and any file the object displaced."""
+        if outcome is None:
+            # The file is durable; the journal entry stays, so the next start indexes it.
+            log.error("object kept in %s but not indexed yet: %s", journal.path, error)
+            return
+        journal.committed()
+        if outcome.previous_storage_key:
+            self.store.delete(outcome.previous_storage_key)
+
+    def flush(self) -> None:
+        """Wait until every object handed over so far is committed to the index."""
+        with self._lock:
+            outstanding = list(self._outstanding)
+        wait_for(outstanding)
+
+    def recover(self, journals: list[Path] | None = None) -> int:
+        """Index what dead processes acknowledged but did not commit; returns how many.
+
+        ``journals`` defaults to every journal in the data dir but this process's own; call it
+        before receivers start, or with the journals of one receiver that died.
+        """
+        own = self._journal.path if self._journal is not None else None
+        paths = [p for p in (journals or all_journals(self.journal_dir)) if p != own]
+        recovered = 0
+        for path in paths:
+            for entry in read_entries(path):
+                if self._is_indexed(entry.storage_key) or not self.store.exists(entry.storage_key):
+                    continue
+                received = inspect(self.store.get(entry.storage_key), source=entry.storage_key)
+                self._writer.submit(
+                    IndexRequest(received, entry.project_pk, entry.dataset_pk)
+                ).result()
+                recovered += 1
+            path.unlink()
+        if recovered:
+            log.warning("indexed %d acknowledged objects after an unclean stop", recovered)
+        return recovered
+
+    def _is_indexed(self, storage_key: str) -> bool:
+        with self._sessions() as session:
+            return (
+                session.scalar(select(Instance.id).where(Instance.storage_key == storage_key))
+                is not None
+            )
 
     def store_file(self, path: Path, target: StoreTarget) -> StoreResult:
         return self.store_bytes(path.read_bytes(), target, source=str(path))
@@ -141,8 +205,10 @@ class Archive:
             session.execute(text("SELECT 1"))
 
     def close(self) -> None:
-        """Flush pending index writes; call before the process exits."""
+        """Commit pending index writes; call before the process exits."""
         self._writer.close()
+        if self._journal is not None:
+            self._journal.close()
 
 
 __all__ = ["Archive", "StoreResult", "StoreStatusValues", "StoreTarget"]

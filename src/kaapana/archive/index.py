@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from kaapana.archive.metadata import InstanceRecord
+from kaapana.archive.metadata import InstanceRecord, ReceivedObject, describe
 from kaapana.db.engine import write_transaction
 from kaapana.db.models import (
     DatasetSeries,
@@ -37,16 +38,26 @@ _CACHE_LIMIT = 50_000
 
 @dataclass(frozen=True, slots=True)
 class IndexRequest:
-    record: InstanceRecord
+    """``after_commit(outcome, error)`` runs in the writer before the request's future resolves."""
+
+    received: ReceivedObject
     project_pk: int
     dataset_pk: int | None = None
+    after_commit: "Callable[[IndexOutcome | None, BaseException | None], None] | None" = None
+
+
+class StoreStatusValues(StrEnum):
+    stored = "stored"
+    duplicate = "duplicate"
+    replaced = "replaced"
+    acknowledged = "acknowledged"  # durable and journaled; indexed with the next group commit
 
 
 @dataclass(frozen=True, slots=True)
 class IndexOutcome:
     """What the commit changed: ``previous_storage_key`` names a file the new object displaced."""
 
-    created: bool
+    status: StoreStatusValues
     previous_storage_key: str | None = None
 
 
@@ -55,9 +66,7 @@ def _insert(session: Session) -> Callable[..., Any]:
 
 
 class IndexWriter:
-    def __init__(
-        self, engine: Engine, *, batch_size: int = 256, batch_delay: float = 0.002
-    ) -> None:
+    def __init__(self, engine: Engine, *, batch_size: int = 256, batch_delay: float = 0.0) -> None:
         self._engine = engine
         self._batch_size = batch_size
         self._batch_delay = batch_delay
@@ -84,7 +93,7 @@ class IndexWriter:
             raise RuntimeError("the index writer is closed")
         future: Future[IndexOutcome] = Future()
         with self._pending_lock:
-            self._pending[request.record.sop_instance_uid] = request.record.sha256
+            self._pending[request.received.sop_instance_uid] = request.received.sha256
         self._queue.put((request, future))
         return future
 
@@ -96,21 +105,18 @@ class IndexWriter:
             self._thread.join()
 
     def _run(self) -> None:
+        """Commit whatever has queued; while one commit runs, the next batch gathers by itself."""
         stopping = False
         while not stopping:
             item = self._queue.get()
             if item is None:
                 break
             batch = [item]
-            deadline = time.monotonic() + self._batch_delay
+            if self._batch_delay:
+                time.sleep(self._batch_delay)
             while len(batch) < self._batch_size:
                 try:
-                    timeout = deadline - time.monotonic()
-                    nxt = (
-                        self._queue.get(timeout=timeout)
-                        if timeout > 0
-                        else self._queue.get_nowait()
-                    )
+                    nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
@@ -128,8 +134,8 @@ class IndexWriter:
                 try:
                     self._resolve([(request, future)], self._write([request]))
                 except Exception as exc:
-                    log.exception("indexing %s failed", request.record.sop_instance_uid)
-                    self._done(request)
+                    log.exception("indexing %s failed", request.received.sop_instance_uid)
+                    self._done(request, None, exc)
                     future.set_exception(exc)
             return
         self._resolve(batch, outcomes)
@@ -140,13 +146,21 @@ class IndexWriter:
         outcomes: list[IndexOutcome],
     ) -> None:
         for (request, future), outcome in zip(batch, outcomes, strict=True):
-            self._done(request)
+            self._done(request, outcome, None)
             future.set_result(outcome)
 
-    def _done(self, request: IndexRequest) -> None:
+    def _done(
+        self, request: IndexRequest, outcome: IndexOutcome | None, error: BaseException | None
+    ) -> None:
+        if request.after_commit is not None:
+            try:
+                request.after_commit(outcome, error)
+            except Exception:
+                log.exception("after-commit step of %s failed", request.received.sop_instance_uid)
         with self._pending_lock:
-            if self._pending.get(request.record.sop_instance_uid) == request.record.sha256:
-                del self._pending[request.record.sop_instance_uid]
+            uid = request.received.sop_instance_uid
+            if self._pending.get(uid) == request.received.sha256:
+                del self._pending[uid]
 
     def _forget_cache(self) -> None:
         self._patients.clear()
@@ -164,16 +178,16 @@ class IndexWriter:
             raise
 
     def _write_batch(self, requests: list[IndexRequest]) -> list[IndexOutcome]:
+        # Described before the transaction starts, so the write lock is held only for writing.
+        records = [describe(request.received) for request in requests]
         now = utcnow()
         touched: set[int] = set()
         with write_transaction(self._engine) as session:
             outcomes = []
-            for request in requests:
-                series_pk = self._series_pk(session, request.record)
+            for request, record in zip(requests, records, strict=True):
+                series_pk = self._series_pk(session, record)
                 touched.add(series_pk)
-                outcomes.append(
-                    self._write_instance(session, request.record, series_pk, now, touched)
-                )
+                outcomes.append(self._write_instance(session, record, series_pk, now, touched))
                 self._make_visible(session, series_pk, request)
             for series_pk in touched:
                 count = (
@@ -291,13 +305,14 @@ class IndexWriter:
                     sop_instance_uid=record.sop_instance_uid, **values
                 )
             )
-            return IndexOutcome(created=True)
+            return IndexOutcome(StoreStatusValues.stored)
         if existing.sha256 == record.sha256:
-            return IndexOutcome(created=False)
+            return IndexOutcome(StoreStatusValues.duplicate)
         session.execute(update(Instance).where(Instance.id == existing.id).values(**values))
         touched.add(existing.series_pk)
         moved = existing.storage_key if existing.storage_key != record.storage_key else None
-        return IndexOutcome(created=False, previous_storage_key=moved)
+        log.info("replaced SOP Instance %s", record.sop_instance_uid)
+        return IndexOutcome(StoreStatusValues.replaced, previous_storage_key=moved)
 
     def _make_visible(self, session: Session, series_pk: int, request: IndexRequest) -> None:
         if (series_pk, request.project_pk) not in self._visible:
@@ -315,4 +330,4 @@ class IndexWriter:
             )
 
 
-__all__ = ["IndexOutcome", "IndexRequest", "IndexWriter"]
+__all__ = ["IndexOutcome", "IndexRequest", "IndexWriter", "StoreStatusValues"]

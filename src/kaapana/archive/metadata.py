@@ -6,6 +6,7 @@ are never touched again on the receiving path.
 
 import hashlib
 import io
+import logging
 import re
 import warnings
 from dataclasses import dataclass
@@ -17,11 +18,14 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ImplicitVRLittleEndian
+from pydicom.valuerep import VR
 
 from kaapana.errors import InvalidDicom
 
+log = logging.getLogger(__name__)
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+_VALID_VRS = frozenset(vr.value for vr in VR)
 BULK_DATA_THRESHOLD = 1024
 
 # Attributes that differ from instance to instance; dropped from the series-level JSON.
@@ -120,9 +124,13 @@ def storage_key_for(
 
 
 def _check_framing(ds: Dataset, source: str) -> None:
-    """pydicom reads truncated data silently; a value shorter than declared betrays it."""
+    """pydicom reads truncated data and unknown VR codes silently; both are caught here."""
     for element in ds._dict.values():
         if isinstance(element, RawDataElement):
+            if element.VR is not None and element.VR not in _VALID_VRS:
+                raise InvalidDicom(
+                    f"{source}: element {element.tag} has an unknown VR {element.VR!r}"
+                )
             length, value = element.length, element.value
             if length != _UNDEFINED_LENGTH and value is not None and len(value) != length:
                 raise InvalidDicom(
@@ -173,35 +181,98 @@ def _bulk_data_uri(prefix: str) -> Any:
     return handler
 
 
-def parse_instance(data: bytes, *, source: str = "object") -> InstanceRecord:
-    """Validate and describe one Part 10 object; raise ``InvalidDicom`` with the reason.
+@dataclass(frozen=True, slots=True)
+class ReceivedObject:
+    """An object that passed the checks a success status depends on, not yet described."""
 
-    Values that break their VR's rules but still convert (a long UI, a DS with too many digits)
-    are tolerated, as real scanners produce them; values that cannot convert at all are refused.
+    data: bytes
+    dataset: FileDataset
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    sha256: str
+    source: str
+
+    @property
+    def storage_key(self) -> str:
+        return storage_key_for(
+            self.study_instance_uid, self.series_instance_uid, self.sop_instance_uid
+        )
+
+
+def inspect(data: bytes, *, source: str = "object") -> ReceivedObject:
+    """The checks an object must pass before it is acknowledged: readable, framed, UIDs valid.
+
+    Cheap on purpose (no value conversion): it runs while the sender waits for its status.
     """
     ds = read_dataset(data, source=source)
+    if not getattr(ds.file_meta, "TransferSyntaxUID", None):
+        raise InvalidDicom(f"{source}: file meta lacks TransferSyntaxUID")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _describe(ds, data, source)
-
-
-def _describe(ds: FileDataset, data: bytes, source: str) -> InstanceRecord:
-    transfer_syntax = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
-    if not transfer_syntax:
-        raise InvalidDicom(f"{source}: file meta lacks TransferSyntaxUID")
-    study_uid = clean_uid(ds.get("StudyInstanceUID"), "StudyInstanceUID")
-    series_uid = clean_uid(ds.get("SeriesInstanceUID"), "SeriesInstanceUID")
-    sop_uid = clean_uid(ds.get("SOPInstanceUID"), "SOPInstanceUID")
-    sop_class = clean_uid(
-        ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID"), "SOPClassUID"
+        uids = [
+            clean_uid(ds.get(keyword), keyword)
+            for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+        ]
+        clean_uid(
+            ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID"), "SOPClassUID"
+        )
+    return ReceivedObject(
+        data=data,
+        dataset=ds,
+        study_instance_uid=uids[0],
+        series_instance_uid=uids[1],
+        sop_instance_uid=uids[2],
+        sha256=hashlib.sha256(data).hexdigest(),
+        source=source,
     )
-    prefix = f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
+
+
+def parse_instance(data: bytes, *, source: str = "object") -> InstanceRecord:
+    """``inspect`` and ``describe`` in one call, for callers that need the record at once."""
+    return describe(inspect(data, source=source))
+
+
+def _tolerant_json(ds: Dataset, prefix: str, sop_instance_uid: str) -> dict[str, Any]:
+    """DICOM JSON of ``ds``; an element whose value does not convert is left out and logged.
+
+    Real-world objects carry such values (an IS of "x"); the object is still worth keeping.
+    """
+    handler = _bulk_data_uri(prefix)
     try:
-        instance_json = ds.to_json_dict(BULK_DATA_THRESHOLD, _bulk_data_uri(prefix))
-    except Exception as exc:
-        raise InvalidDicom(
-            f"{source}: a value does not match its VR ({type(exc).__name__}: {exc})"
-        ) from exc
+        return ds.to_json_dict(BULK_DATA_THRESHOLD, handler)
+    except Exception:  # some element does not convert; find it below, element by element
+        pass
+    result: dict[str, Any] = {}
+    tags = list(ds.keys())  # iterating the Dataset itself would convert every element first
+    for tag in tags:
+        try:
+            element = ds[tag]
+            result[f"{tag:08X}"] = element.to_json_dict(handler, BULK_DATA_THRESHOLD)
+        except Exception as exc:
+            log.warning(
+                "SOP Instance %s: element %s left out of the metadata (%s)",
+                sop_instance_uid,
+                tag,
+                exc,
+            )
+    return result
+
+
+def describe(received: ReceivedObject) -> InstanceRecord:
+    """Everything the index stores about an object; tolerant, never refuses an inspected one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _describe(received)
+
+
+def _describe(received: ReceivedObject) -> InstanceRecord:
+    ds = received.dataset
+    study_uid = received.study_instance_uid
+    series_uid = received.series_instance_uid
+    sop_uid = received.sop_instance_uid
+    prefix = f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
+    instance_json = _tolerant_json(ds, prefix, sop_uid)
     series_json = {
         tag: value
         for tag, value in instance_json.items()
@@ -228,12 +299,14 @@ def _describe(ds: FileDataset, data: bytes, source: str) -> InstanceRecord:
         series_date=_text(ds, "SeriesDate", 8),
         series_time=_text(ds, "SeriesTime", 16),
         sop_instance_uid=sop_uid,
-        sop_class_uid=sop_class,
+        sop_class_uid=str(ds.get("SOPClassUID") or ds.file_meta.MediaStorageSOPClassUID).strip(
+            "\x00 "
+        ),
         instance_number=_int(ds, "InstanceNumber"),
         number_of_frames=_int(ds, "NumberOfFrames") or 1,
-        transfer_syntax_uid=transfer_syntax,
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+        size=len(received.data),
+        sha256=received.sha256,
         instance_json=instance_json,
         series_json=series_json,
     )
@@ -241,8 +314,11 @@ def _describe(ds: FileDataset, data: bytes, source: str) -> InstanceRecord:
 
 __all__ = [
     "InstanceRecord",
+    "ReceivedObject",
     "clean_uid",
+    "describe",
     "ensure_part10",
+    "inspect",
     "parse_instance",
     "read_dataset",
     "storage_key_for",

@@ -27,6 +27,7 @@ def handle_store(
                 data,
                 registry.store_target(event.assoc),
                 source=f"C-STORE from {event.assoc.requestor.ae_title.strip()}",
+                wait=False,  # durable and journaled is enough to acknowledge; see archive/journal
             )
         except InvalidDicom as exc:
             return failure.status(statuses.CANNOT_UNDERSTAND, exc.detail)
