@@ -12,7 +12,7 @@ from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
 from kaapana.archive import SeriesArrived, SeriesQuietMonitor, StoreResult, StoreStatusValues
-from kaapana.archive.metadata import storage_key_for
+from kaapana.archive.metadata import inspect, storage_key_for
 from kaapana.config import DuplicatePolicyValues
 from kaapana.db.engine import session_factory
 from kaapana.db.models import Instance, Series, SeriesProject, Study
@@ -257,3 +257,23 @@ def test_failing_event_handler_does_not_stop_others(platform: Platform) -> None:
     event = SeriesArrived("1.2", "1.2.3", "CT", 1)
     platform.events.publish(event)
     assert seen == [event]
+
+
+def test_start_indexes_what_a_dead_process_acknowledged(make_settings, database_url) -> None:
+    """A journal left by a killed receiver names objects it acknowledged; start-up indexes them."""
+    settings = make_settings(database_url=database_url)
+    data = part10(_ct())
+    with Platform(settings) as platform:
+        admin = platform.archive.target()
+        received = inspect(data)
+        platform.store.put(received.storage_key, data)
+        journal_dir = platform.archive.journal_dir
+        journal_dir.mkdir(parents=True, exist_ok=True)
+        dead = journal_dir / "999999-deadbeef.journal"
+        dead.write_text(
+            f"{received.storage_key}\t{admin.project_pk}\t\n" + "dicom/torn-line-without-tabs"
+        )
+    with Platform(settings) as platform:
+        assert _count(platform, Instance) == 1
+        assert not dead.exists()
+        assert platform.archive.recover() == 0  # nothing left to do
