@@ -71,6 +71,22 @@ def stop(server: Server, sig: int = signal.SIGINT) -> str:
     return output
 
 
+def storescu_folder(server: Server, folder: Path, *options: str) -> list[str]:
+    """DCMTK storescu sending a folder tree to the server over one association."""
+    port = str(server.dicom_port)
+    return [
+        dcmtk("storescu"),
+        *options,
+        "-aec",
+        "KAAPANA",
+        "+sd",
+        "+r",
+        "127.0.0.1",
+        port,
+        str(folder),
+    ]
+
+
 @pytest.fixture
 def series_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "series"
@@ -92,16 +108,7 @@ def test_serve_answers_http_and_dicom_and_stops_gracefully(
     health = httpx.get(f"http://127.0.0.1:{server.http_port}/healthz", timeout=10)
     assert health.json()["status"] == "ok"
     store = subprocess.run(
-        [
-            dcmtk("storescu"),
-            "-aec",
-            "KAAPANA",
-            "+sd",
-            "+r",
-            "127.0.0.1",
-            str(server.dicom_port),
-            str(series_dir),
-        ],
+        storescu_folder(server, series_dir),
         env=DCMTK_ENV,
         capture_output=True,
         text=True,
@@ -139,17 +146,7 @@ def test_kill_9_during_ingest_loses_no_acknowledged_instance(
     log_path = tmp_path / "storescu.log"
     with log_path.open("w") as log:
         client = subprocess.Popen(
-            [
-                dcmtk("storescu"),
-                "-v",
-                "-aec",
-                "KAAPANA",
-                "+sd",
-                "+r",
-                "127.0.0.1",
-                str(server.dicom_port),
-                str(series_dir),
-            ],
+            storescu_folder(server, series_dir, "-v"),
             env=DCMTK_ENV,
             stdout=log,
             stderr=subprocess.STDOUT,
