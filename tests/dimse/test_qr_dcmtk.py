@@ -18,6 +18,7 @@ from pynetdicom import AE, build_role, evt
 from pynetdicom.dsutils import split_dataset
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
 
+from kaapana.archive.metadata import storage_key_for
 from kaapana.archive.nodes import Nodes
 from tests.archive.test_query import instance, uid
 from tests.dimse.conftest import RunningSCP
@@ -29,7 +30,7 @@ RLE_FILE = "MR_small_RLE.dcm"
 PRIVATE_SOP_CLASS = "1.2.826.0.1.3680043.10.543.7.1"  # no peer proposes this one
 
 
-def run(tool: str, *args: str | Path, cwd: Path | None = None) -> str:
+def run(tool: str, *args: str | Path | int) -> str:
     """Run a DCMTK tool; its output (stdout and stderr) for assertions, whatever its exit code."""
     result = subprocess.run(
         [dcmtk(tool), *map(str, args)],
@@ -37,7 +38,6 @@ def run(tool: str, *args: str | Path, cwd: Path | None = None) -> str:
         text=True,
         env=DCMTK_ENV,
         timeout=60,
-        cwd=cwd,
     )
     return result.stdout + result.stderr
 
@@ -60,9 +60,8 @@ def load(scp: RunningSCP) -> dict[str, str]:
 
     def put(data: bytes) -> None:
         result = archive.store_bytes(data, target)
-        keys_by_uid[result.sop_instance_uid] = (
-            f"dicom/{result.study_instance_uid}/{result.series_instance_uid}/"
-            f"{result.sop_instance_uid}.dcm"
+        keys_by_uid[result.sop_instance_uid] = storage_key_for(
+            result.study_instance_uid, result.series_instance_uid, result.sop_instance_uid
         )
 
     for series, modality, count in (("A-CT", "CT", 3), ("A-MR", "MR", 2)):
@@ -102,7 +101,9 @@ def loaded(scp: RunningSCP) -> RunningSCP:
     return scp
 
 
-def findscu(scp: RunningSCP, out: Path, model: str, *pairs: str, aec: str = "KAAPANA") -> list:
+def findscu(
+    scp: RunningSCP, out: Path, model: str, *pairs: str, aec: str = "KAAPANA"
+) -> list[Dataset]:
     out.mkdir()
     run("findscu", model, "-aec", aec, "-X", "-od", out, *keys(*pairs), "127.0.0.1", scp.port)
     return [pydicom.dcmread(path) for path in sorted(out.glob("rsp*.dcm"))]
@@ -242,6 +243,48 @@ def test_findscu_invalid_level_fails_with_a_reason(loaded: RunningSCP) -> None:
     )
     assert "0xa900" in output
     assert "'QueryRetrieveLevel' must be STUDY/SERIES/IMAGE, got 'PATIENT'" in output
+
+
+def test_findscu_cancel_stops_the_responses(scp: RunningSCP, tmp_path: Path) -> None:
+    archive = scp.platform.archive
+    count = 2000
+    for number in range(1, count + 1):
+        archive.store_bytes(
+            instance(
+                PatientID="P9",
+                StudyInstanceUID=uid("E"),
+                SeriesInstanceUID=uid("E-CT"),
+                SOPInstanceUID=uid(f"E-CT/{number}"),
+                InstanceNumber=number,
+                PixelData=b"",
+            ),
+            archive.target(),
+            wait=False,  # committed in groups: fast
+        )
+    archive.flush()
+    out = tmp_path / "rsp"
+    out.mkdir()
+    # Keys answered from the instance JSON make each response cost about a millisecond, so the
+    # cancel (sent after the first response) arrives long before the last one is built.
+    json_keys = ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "SamplesPerPixel")
+    pairs = ("QueryRetrieveLevel=IMAGE", f"SeriesInstanceUID={uid('E-CT')}", *json_keys)
+    output = run(
+        "findscu",
+        "-d",
+        "-S",
+        "--cancel",
+        "1",
+        "-aec",
+        "KAAPANA",
+        "-X",
+        "-od",
+        out,
+        *keys(*pairs),
+        "127.0.0.1",
+        scp.port,
+    )
+    assert "0xfe00" in output  # Cancel
+    assert 1 <= len(list(out.glob("rsp*.dcm"))) < count
 
 
 @pytest.fixture
@@ -385,18 +428,18 @@ def getscu(scp: RunningSCP, folder: Path, *args: str) -> str:
     return run("getscu", "-d", "-S", "-aec", "KAAPANA", "-od", folder, *args, "127.0.0.1", scp.port)
 
 
-def test_getscu_retrieves_a_series_as_stored(loaded: RunningSCP, tmp_path: Path) -> None:
+def test_getscu_retrieves_a_series_as_stored(scp: RunningSCP, tmp_path: Path) -> None:
+    stored = load(scp)
     folder = tmp_path / "get"
     output = getscu(
-        loaded, folder, "+B", *keys("QueryRetrieveLevel=SERIES", f"SeriesInstanceUID={uid('A-CT')}")
+        scp, folder, "+B", *keys("QueryRetrieveLevel=SERIES", f"SeriesInstanceUID={uid('A-CT')}")
     )
     assert "Number of Completed Suboperations : 3" in output
     files = received(folder)
     assert set(files) == {uid(f"A-CT/{number}") for number in (1, 2, 3)}
-    with_keys = loaded.platform.store
     for sop_instance_uid, path in files.items():
-        key = next(k for k in with_keys.keys("dicom") if k.endswith(f"/{sop_instance_uid}.dcm"))
-        assert data_set_bytes(path) == data_set_bytes(with_keys.local_path(key))
+        original = scp.platform.store.local_path(stored[sop_instance_uid])
+        assert data_set_bytes(path) == data_set_bytes(original), sop_instance_uid
 
 
 def test_getscu_gets_compressed_objects_decompressed(loaded: RunningSCP, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import threading
 import time
 from typing import Any
 
-import pynetdicom
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
@@ -29,6 +28,7 @@ from kaapana.archive import Archive
 from kaapana.dimse.associations import AssociationRegistry
 from kaapana.dimse.qr import handle_find, handle_get, handle_move
 from kaapana.dimse.store import handle_store
+from kaapana.dimse.transport import configure, no_delay
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,6 @@ QUERY_RETRIEVE_MODELS = (
     StudyRootQueryRetrieveInformationModelMove,
     StudyRootQueryRetrieveInformationModelGet,
 )
-
-
-def no_delay(sock: socket.socket) -> None:
-    """Disable Nagle: DIMSE is request/response, delayed ACKs would stall every small object."""
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class ReusePortServer(ThreadedAssociationServer):
@@ -75,8 +69,7 @@ class ReusePortServer(ThreadedAssociationServer):
 def build_ae(archive: Archive) -> tuple[AE, list[Any]]:
     """The application entity with every context we serve, and its event handlers."""
     settings = archive.settings
-    # Accept storage SOP classes pynetdicom does not list (private and newer ones) as well.
-    pynetdicom._config.UNRESTRICTED_STORAGE_SERVICE = True
+    configure()
     ae = AE(ae_title=settings.ae_title)
     ae.maximum_pdu_size = settings.max_pdu_size
     ae.maximum_associations = settings.max_associations
@@ -112,4 +105,4 @@ def start_scp(archive: Archive, *, host: str, port: int) -> ReusePortServer:
     return server
 
 
-__all__ = ["QUERY_RETRIEVE_MODELS", "ReusePortServer", "build_ae", "no_delay", "start_scp"]
+__all__ = ["QUERY_RETRIEVE_MODELS", "ReusePortServer", "build_ae", "start_scp"]

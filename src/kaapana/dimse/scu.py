@@ -12,7 +12,7 @@ from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
 
 from kaapana.db.models import DicomNode
-from kaapana.dimse.scp import no_delay
+from kaapana.dimse.transport import configure, no_delay, pause_reactor
 from kaapana.errors import InvalidInput, KaapanaError
 
 MAX_CONTEXTS = 128  # PS3.8: at most 128 presentation contexts per association
@@ -30,6 +30,7 @@ class SendReport:
 
 
 def _associate(ae: AE, node: DicomNode) -> Association:
+    configure()
     assoc = ae.associate(node.host, node.port, ae_title=node.ae_title)
     if not assoc.is_established:
         if assoc.is_rejected:
@@ -108,6 +109,7 @@ def send(
 
 def _send_one(assoc: Association, path: Path, report: SendReport) -> bool:
     try:
+        pause_reactor(assoc)
         status = assoc.send_c_store(path)
     except Exception as exc:
         report.failed.append((str(path), f"{type(exc).__name__}: {exc}"))

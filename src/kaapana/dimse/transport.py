@@ -1,0 +1,50 @@
+"""Adjustments to pynetdicom's transport that every association of ours needs.
+
+- Nagle off: DIMSE is request/response, so with delayed ACKs every small object would wait ~40 ms.
+- A race in pynetdicom 3.0: an association's reactor thread is "paused" by a flag it sets just
+  before blocking, so a reactor that had just passed the checkpoint can take a C-STORE response
+  off the queue ("Received unexpected C-STORE service message"); the send then waits for the DIMSE
+  timeout and the association dies (about one send in a thousand). Senders wait until the
+  reactor thread really blocks.
+- Process-wide switches, set once by ``configure``: storage of SOP classes pynetdicom does not
+  list (private and newer ones), and ``send_c_store(path)`` streaming the file's data set bytes
+  unchanged instead of decoding and encoding them again.
+"""
+
+import socket
+import time
+from typing import Final
+
+import pynetdicom
+from pynetdicom.association import Association
+
+_PAUSE_TIMEOUT: Final = 1.0
+
+
+def configure() -> None:
+    """Set pynetdicom's process-wide switches (idempotent)."""
+    pynetdicom._config.UNRESTRICTED_STORAGE_SERVICE = True
+    pynetdicom._config.STORE_SEND_CHUNKED_DATASET = True
+
+
+def no_delay(sock: socket.socket) -> None:
+    """Disable Nagle on a TCP socket."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def pause_reactor(assoc: Association) -> None:
+    """Return once the association's reactor thread is blocked on its checkpoint."""
+    checkpoint = assoc._reactor_checkpoint
+    checkpoint.clear()
+    # CPython's Event keeps the threads blocked in wait() in its condition's waiter list.
+    waiters = getattr(getattr(checkpoint, "_cond", None), "_waiters", None)
+    if waiters is None:
+        time.sleep(0.002)  # another Python: one reactor cycle is 1 ms
+        return
+    deadline = time.monotonic() + _PAUSE_TIMEOUT
+    while not waiters and assoc.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.0001)
+
+
+__all__ = ["configure", "no_delay", "pause_reactor"]
