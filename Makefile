@@ -25,8 +25,10 @@ run: $(VENV)/.installed
 
 debian-tools:
 	@missing=""; \
-	command -v storescu >/dev/null || missing="$$missing dcmtk"; \
-	command -v Orthanc >/dev/null || missing="$$missing orthanc"; \
+	for package in $(DEBIAN_TEST_TOOLS); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "ok installed" \
+			|| missing="$$missing $$package"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
