@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,17 @@ from kaapana.db.models import (
 
 log = logging.getLogger(__name__)
 _CACHE_LIMIT = 50_000
+# Instance columns filled straight from the record's attributes of the same name.
+_INSTANCE_COLUMNS = (
+    "sop_instance_uid",
+    "sop_class_uid",
+    "instance_number",
+    "storage_key",
+    "size",
+    "sha256",
+    "transfer_syntax_uid",
+    "number_of_frames",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +71,45 @@ class IndexOutcome:
 
     status: StoreStatusValues
     previous_storage_key: str | None = None
+
+
+_INSTANCES = Instance.__table__
+_SERIES = Series.__table__
+_SELECT_EXISTING = select(
+    _INSTANCES.c.sop_instance_uid,
+    _INSTANCES.c.id,
+    _INSTANCES.c.sha256,
+    _INSTANCES.c.storage_key,
+    _INSTANCES.c.series_pk,
+).where(_INSTANCES.c.sop_instance_uid.in_(bindparam("uids", expanding=True)))
+_INSERT_INSTANCE = insert(_INSTANCES)
+_UPDATE_INSTANCE = (
+    update(_INSTANCES)
+    .where(_INSTANCES.c.id == bindparam("pk"))
+    .values(
+        {
+            column: bindparam(f"new_{column}", type_=_INSTANCES.c[column].type)
+            for column in (*_INSTANCE_COLUMNS, "series_pk", "metadata_json", "received_at")
+        }
+    )
+)
+_COUNT_SERIES = (
+    update(_SERIES)
+    .where(_SERIES.c.id == bindparam("pk"))
+    .values(
+        number_of_instances=select(func.count(_INSTANCES.c.id))
+        .where(_INSTANCES.c.series_pk == bindparam("pk"))
+        .scalar_subquery(),
+        last_received_at=bindparam("now"),
+        stable_at=None,
+    )
+)
+
+
+def _instance_values(record: InstanceRecord, series_pk: int, now: datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {column: getattr(record, column) for column in _INSTANCE_COLUMNS}
+    values.update(series_pk=series_pk, metadata_json=record.instance_json, received_at=now)
+    return values
 
 
 def _insert(session: Session) -> Callable[..., Any]:
@@ -181,25 +232,40 @@ class IndexWriter:
         # Described before the transaction starts, so the write lock is held only for writing.
         records = [describe(request.received) for request in requests]
         now = utcnow()
-        touched: set[int] = set()
         with write_transaction(self._engine) as session:
+            conn = session.connection()
+            existing = {
+                row.sop_instance_uid: row
+                for row in conn.execute(
+                    _SELECT_EXISTING, {"uids": [record.sop_instance_uid for record in records]}
+                )
+            }
+            inserts: dict[str, dict[str, Any]] = {}
+            touched: set[int] = set()
             outcomes = []
             for request, record in zip(requests, records, strict=True):
                 series_pk = self._series_pk(session, record)
                 touched.add(series_pk)
-                outcomes.append(self._write_instance(session, record, series_pk, now, touched))
+                values = _instance_values(record, series_pk, now)
+                previous = existing.get(record.sop_instance_uid)
+                if record.sop_instance_uid in inserts or previous is None:
+                    inserts[record.sop_instance_uid] = values  # new (a repeat in one batch wins)
+                    outcomes.append(IndexOutcome(StoreStatusValues.stored))
+                elif previous.sha256 == record.sha256:
+                    outcomes.append(IndexOutcome(StoreStatusValues.duplicate))
+                else:
+                    update_values = {f"new_{column}": value for column, value in values.items()}
+                    conn.execute(_UPDATE_INSTANCE, {**update_values, "pk": previous.id})
+                    touched.add(previous.series_pk)
+                    moved = (
+                        previous.storage_key if previous.storage_key != record.storage_key else None
+                    )
+                    log.info("replaced SOP Instance %s", record.sop_instance_uid)
+                    outcomes.append(IndexOutcome(StoreStatusValues.replaced, moved))
                 self._make_visible(session, series_pk, request)
-            for series_pk in touched:
-                count = (
-                    select(func.count(Instance.id))
-                    .where(Instance.series_pk == series_pk)
-                    .scalar_subquery()
-                )
-                session.execute(
-                    update(Series)
-                    .where(Series.id == series_pk)
-                    .values(number_of_instances=count, last_received_at=now, stable_at=None)
-                )
+            if inserts:
+                conn.execute(_INSERT_INSTANCE, list(inserts.values()))
+            conn.execute(_COUNT_SERIES, [{"pk": pk, "now": now} for pk in touched])
         return outcomes
 
     def _get_or_create(
@@ -273,46 +339,6 @@ class IndexWriter:
         )
         self._series[record.series_instance_uid] = pk
         return pk
-
-    def _write_instance(
-        self,
-        session: Session,
-        record: InstanceRecord,
-        series_pk: int,
-        now: Any,
-        touched: set[int],
-    ) -> IndexOutcome:
-        values = {
-            "series_pk": series_pk,
-            "sop_class_uid": record.sop_class_uid,
-            "instance_number": record.instance_number,
-            "storage_key": record.storage_key,
-            "size": record.size,
-            "sha256": record.sha256,
-            "transfer_syntax_uid": record.transfer_syntax_uid,
-            "number_of_frames": record.number_of_frames,
-            "metadata_json": record.instance_json,
-            "received_at": now,
-        }
-        existing = session.execute(
-            select(Instance.id, Instance.sha256, Instance.storage_key, Instance.series_pk).where(
-                Instance.sop_instance_uid == record.sop_instance_uid
-            )
-        ).first()
-        if existing is None:
-            session.execute(
-                _insert(session)(Instance).values(
-                    sop_instance_uid=record.sop_instance_uid, **values
-                )
-            )
-            return IndexOutcome(StoreStatusValues.stored)
-        if existing.sha256 == record.sha256:
-            return IndexOutcome(StoreStatusValues.duplicate)
-        session.execute(update(Instance).where(Instance.id == existing.id).values(**values))
-        touched.add(existing.series_pk)
-        moved = existing.storage_key if existing.storage_key != record.storage_key else None
-        log.info("replaced SOP Instance %s", record.sop_instance_uid)
-        return IndexOutcome(StoreStatusValues.replaced, previous_storage_key=moved)
 
     def _make_visible(self, session: Session, series_pk: int, request: IndexRequest) -> None:
         if (series_pk, request.project_pk) not in self._visible:
