@@ -95,11 +95,19 @@ def series_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    running = start_server(tmp_path / "data")
-    yield running
-    if running.process.poll() is None:
-        stop(running)
+def servers() -> Iterator[list[Server]]:
+    """Servers a test starts; whatever still runs at the end is killed, even after a failure."""
+    started: list[Server] = []
+    yield started
+    for running in started:
+        if running.process.poll() is None:
+            stop(running, signal.SIGKILL)
+
+
+@pytest.fixture
+def server(tmp_path: Path, servers: list[Server]) -> Server:
+    servers.append(start_server(tmp_path / "data"))
+    return servers[-1]
 
 
 def test_serve_answers_http_and_dicom_and_stops_gracefully(
@@ -139,10 +147,11 @@ def _acknowledged(storescu_log: str) -> list[str]:
 
 
 def test_kill_9_during_ingest_loses_no_acknowledged_instance(
-    tmp_path: Path, series_dir: Path
+    tmp_path: Path, series_dir: Path, servers: list[Server]
 ) -> None:
     data_dir = tmp_path / "data"
     server = start_server(data_dir)
+    servers.append(server)
     log_path = tmp_path / "storescu.log"
     with log_path.open("w") as log:
         client = subprocess.Popen(
@@ -159,6 +168,7 @@ def test_kill_9_during_ingest_loses_no_acknowledged_instance(
     assert 40 <= len(acknowledged) < 200, "the kill must land in the middle of the ingest"
 
     restarted = start_server(data_dir)  # migrations and start-up must cope with the crash
+    servers.append(restarted)
     stop(restarted)
     with Platform(Settings(data_dir=data_dir)) as platform:
         with session_factory(platform.engine)() as session:
