@@ -36,6 +36,7 @@ def receiver_count(settings: Settings) -> int:
 def _receiver_main(settings: Settings, ready: ProcessEvent) -> None:
     """Entry point of one receiver process."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(message)s")
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
