@@ -61,8 +61,15 @@ def start_server(data_dir: Path, workers: int = 2) -> Server:
     server = Server(process, data_dir, dicom_port, http_port)
     wait_until(lambda: port_open(http_port) or process.poll() is not None, 60, "kaapana serve")
     assert process.poll() is None, process.stdout.read() if process.stdout else ""
-    wait_until(lambda: port_open(dicom_port), 30, "the DICOM port")
+    # C-ECHO, not a bare connect: a connection without an association holds shutdown until
+    # pynetdicom's ACSE timeout.
+    wait_until(lambda: dicom_echo(dicom_port), 30, "a C-ECHO answer")
     return server
+
+
+def dicom_echo(port: int) -> bool:
+    echo = [dcmtk("echoscu"), "-aec", "KAAPANA", "127.0.0.1", str(port)]
+    return subprocess.run(echo, env=DCMTK_ENV, capture_output=True, timeout=30).returncode == 0
 
 
 def stop(server: Server, sig: int = signal.SIGINT) -> str:

@@ -97,8 +97,10 @@ class Archive:
         # Identical bytes again are written again too: an atomic replace by the same content is
         # cheaper than asking the index first on every object.
         self.store.put(received.storage_key, data)
-        journal = self._journal_for_writes()
-        journal.record(JournalEntry(received.storage_key, target.project_pk, target.dataset_pk))
+        journal = None
+        if not wait:  # a caller that waits for the commit acknowledges nothing before it
+            journal = self._journal_for_writes()
+            journal.record(JournalEntry(received.storage_key, target.project_pk, target.dataset_pk))
         request = IndexRequest(
             received,
             target.project_pk,
@@ -125,14 +127,19 @@ class Archive:
             self._outstanding.discard(future)
 
     def _committed(
-        self, outcome: IndexOutcome | None, error: BaseException | None, *, journal: Journal
+        self,
+        outcome: IndexOutcome | None,
+        error: BaseException | None,
+        *,
+        journal: Journal | None,
     ) -> None:
         """After the group commit: drop the journal entry and any file the object displaced."""
         if outcome is None:
-            # The file is durable; the journal entry stays, so the next start indexes it.
-            log.error("object kept in %s but not indexed yet: %s", journal.path, error)
+            # The file is durable; a journal entry stays, so the next start indexes it.
+            log.error("SOP Instance stored but not indexed yet: %s", error)
             return
-        journal.committed()
+        if journal is not None:
+            journal.committed()
         if outcome.previous_storage_key:
             self.store.delete(outcome.previous_storage_key)
 
