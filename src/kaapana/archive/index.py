@@ -252,6 +252,7 @@ class IndexWriter:
                     inserts[record.sop_instance_uid] = values  # new (a repeat in one batch wins)
                     outcomes.append(IndexOutcome(StoreStatusValues.stored))
                 elif previous.sha256 == record.sha256:
+                    log.info("SOP Instance %s received again, identical", record.sop_instance_uid)
                     outcomes.append(IndexOutcome(StoreStatusValues.duplicate))
                 else:
                     update_values = {f"new_{column}": value for column, value in values.items()}
