@@ -1,6 +1,8 @@
 """C-ECHO and C-STORE against DCMTK's echoscu/storescu, every transfer syntax family."""
 
+import socket
 import subprocess
+import time
 import warnings
 from pathlib import Path
 
@@ -12,8 +14,10 @@ from sqlalchemy import select
 
 from kaapana.db.engine import session_factory
 from kaapana.db.models import Dataset, DatasetSeries, Instance, Series, SeriesProject
+from kaapana.dimse.scp import start_scp
+from kaapana.platform import Platform
 from tests.dimse.conftest import RunningSCP
-from tests.helpers import DCMTK_ENV, dcmtk, part10
+from tests.helpers import DCMTK_ENV, dcmtk, part10, wait_until
 
 pytestmark = pytest.mark.interop
 TRAILING_PADDING = 0xFFFCFFFC  # DCMTK drops it when sending
@@ -164,3 +168,18 @@ def test_bad_object_gets_failure_status_and_server_keeps_serving(
     good = get_testdata_file("CT_small.dcm")
     run("storescu", "-aec", "KAAPANA", "127.0.0.1", str(scp.port), good)
     assert stored(scp, pydicom.dcmread(good).SOPInstanceUID)
+
+
+def test_stop_does_not_wait_for_connections_without_association(make_settings) -> None:
+    platform = Platform(make_settings())
+    server = start_scp(platform.archive, host="127.0.0.1", port=0)
+    probe = socket.create_connection(("127.0.0.1", server.server_address[1]))
+    try:
+        wait_until(lambda: len(server.active_associations) == 1, 5, "the probe's connection")
+        started = time.monotonic()
+        server.shutdown()
+        server.wait_idle(30)
+        assert time.monotonic() - started < 5
+    finally:
+        probe.close()
+        platform.close()

@@ -60,10 +60,18 @@ class ReusePortServer(ThreadedAssociationServer):
         self.server_close()
 
     def wait_idle(self, timeout: float) -> None:
-        """Let open associations finish (graceful stop), up to ``timeout`` seconds in all."""
+        """Let open associations finish (graceful stop), up to ``timeout`` seconds in all.
+
+        A connection that has not asked for an association yet holds nothing worth waiting for
+        (a port probe would otherwise hold the stop for the whole ACSE timeout): its socket is
+        closed and its daemon thread left to end with the process.
+        """
         deadline = time.monotonic() + timeout
         for assoc in self.active_associations:
-            assoc.join(max(0.0, deadline - time.monotonic()))
+            if assoc.is_established:
+                assoc.join(max(0.0, deadline - time.monotonic()))
+            elif assoc.dul.socket is not None:
+                assoc.dul.socket.close()
 
 
 def build_ae(archive: Archive) -> tuple[AE, list[Any]]:
