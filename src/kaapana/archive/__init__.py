@@ -2,7 +2,7 @@
 
 from kaapana.archive.archive import Archive, StoreResult, StoreStatusValues, StoreTarget
 from kaapana.archive.events import EventBus, SeriesArrived, SeriesQuietMonitor
-from kaapana.archive.metadata import InstanceRecord, parse_instance
+from kaapana.archive.metadata import InstanceRecord
 
 __all__ = [
     "Archive",
@@ -13,5 +13,4 @@ __all__ = [
     "StoreResult",
     "StoreStatusValues",
     "StoreTarget",
-    "parse_instance",
 ]

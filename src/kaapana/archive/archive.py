@@ -179,9 +179,6 @@ class Archive:
                 is not None
             )
 
-    def store_file(self, path: Path, target: StoreTarget) -> StoreResult:
-        return self.store_bytes(path.read_bytes(), target, source=str(path))
-
     def local_paths(
         self, *, study_instance_uids: list[str], series_instance_uids: list[str]
     ) -> list[Path]:

@@ -228,11 +228,6 @@ def inspect(data: bytes, *, source: str = "object") -> ReceivedObject:
     )
 
 
-def parse_instance(data: bytes, *, source: str = "object") -> InstanceRecord:
-    """``inspect`` and ``describe`` in one call, for callers that need the record at once."""
-    return describe(inspect(data, source=source))
-
-
 def _tolerant_json(ds: Dataset, prefix: str, sop_instance_uid: str) -> dict[str, Any]:
     """DICOM JSON of ``ds``; an element whose value does not convert is left out and logged.
 
@@ -319,7 +314,6 @@ __all__ = [
     "describe",
     "ensure_part10",
     "inspect",
-    "parse_instance",
     "read_dataset",
     "storage_key_for",
 ]

@@ -28,11 +28,12 @@ from kaapana.dimse import statuses
 from kaapana.dimse.associations import AssociationContext, AssociationRegistry
 from kaapana.dimse.failures import Failure, dimse_failure
 from kaapana.dimse.stored import StoredInstance, move_contexts, send_as_stored, sending_as_stored
-from kaapana.dimse.transport import no_delay
+from kaapana.dimse.transport import let_peer_speak, no_delay
 from kaapana.errors import InvalidInput
 from kaapana.storage import ObjectStore
 
 log = logging.getLogger(__name__)
+CANCEL_CHECK_EVERY: Final = 64  # responses between chances for a C-CANCEL to be read
 _PATIENT_ROOT: Final = frozenset(
     {
         PatientRootQueryRetrieveInformationModelFind,
@@ -80,7 +81,9 @@ def _find(
     except InvalidInput as exc:
         yield failure.status(statuses.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, exc.detail), None
         return
-    for match in matches:
+    for number, match in enumerate(matches):
+        if number and number % CANCEL_CHECK_EVERY == 0:
+            let_peer_speak(event.assoc)
         if event.is_cancelled:
             log.info("C-FIND cancelled by %s", context.calling_ae_title)
             yield statuses.CANCEL, None

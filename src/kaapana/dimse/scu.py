@@ -12,10 +12,8 @@ from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
 
 from kaapana.db.models import DicomNode
-from kaapana.dimse.transport import configure, no_delay, pause_reactor
+from kaapana.dimse.transport import MAX_CONTEXTS, configure, no_delay, pause_reactor
 from kaapana.errors import InvalidInput, KaapanaError
-
-MAX_CONTEXTS = 128  # PS3.8: at most 128 presentation contexts per association
 
 
 class AssociationFailed(KaapanaError):

@@ -34,11 +34,10 @@ from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
 
 from kaapana.archive.query import RetrieveItem
-from kaapana.dimse.transport import pause_reactor
+from kaapana.dimse.transport import MAX_CONTEXTS, pause_reactor
 from kaapana.storage import ObjectStore
 
 log = logging.getLogger(__name__)
-MAX_CONTEXTS: Final = 128  # PS3.8: presentation context ids are the odd numbers 1-255
 _UNCOMPRESSED: Final = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 
 
@@ -138,4 +137,4 @@ def move_contexts(items: Sequence[RetrieveItem]) -> list[PresentationContext]:
     return contexts[:MAX_CONTEXTS]
 
 
-__all__ = ["MAX_CONTEXTS", "StoredInstance", "move_contexts", "send_as_stored", "sending_as_stored"]
+__all__ = ["StoredInstance", "move_contexts", "send_as_stored", "sending_as_stored"]

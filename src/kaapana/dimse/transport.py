@@ -6,6 +6,9 @@
   off the queue ("Received unexpected C-STORE service message"); the send then waits for the DIMSE
   timeout and the association dies (about one send in a thousand). Senders wait until the
   reactor thread really blocks.
+- Its DUL thread either sends or reads per loop, sending first, so while a C-FIND keeps the
+  send queue full a C-CANCEL is never read; a long answer pauses now and then until the queue
+  has drained and the DUL had a turn at the socket.
 - Process-wide switches, set once by ``configure``: storage of SOP classes pynetdicom does not
   list (private and newer ones), and ``send_c_store(path)`` streaming the file's data set bytes
   unchanged instead of decoding and encoding them again.
@@ -19,6 +22,7 @@ import pynetdicom
 from pynetdicom.association import Association
 
 _PAUSE_TIMEOUT: Final = 1.0
+MAX_CONTEXTS: Final = 128  # PS3.8: presentation context ids are the odd numbers 1-255
 
 
 def configure() -> None:
@@ -47,4 +51,12 @@ def pause_reactor(assoc: Association) -> None:
         time.sleep(0.0001)
 
 
-__all__ = ["configure", "no_delay", "pause_reactor"]
+def let_peer_speak(assoc: Association) -> None:
+    """Wait until queued sends are out and the DUL thread has looked at the socket once more."""
+    deadline = time.monotonic() + _PAUSE_TIMEOUT
+    while not assoc.dul.to_provider_queue.empty() and time.monotonic() < deadline:
+        time.sleep(0.0002)
+    time.sleep(0.002)  # two turns of the DUL loop (1 ms each) to read and decode what arrived
+
+
+__all__ = ["MAX_CONTEXTS", "configure", "let_peer_speak", "no_delay", "pause_reactor"]
