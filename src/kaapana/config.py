@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -101,6 +101,55 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds the index writer waits for more instances before committing a "
         "batch; 0 commits what has queued at once (batches still form during a commit).",
+    )
+    admin_password: SecretStr | None = Field(
+        None,
+        description="Password of the `admin` user created on first start; unset, a random one "
+        "is generated and printed once.",
+    )
+    session_hours: float = Field(
+        12.0, gt=0, description="Lifetime of a browser login session, in hours."
+    )
+    login_max_failures: int = Field(
+        5,
+        ge=1,
+        description="Failed logins per user (and 4x that per client address) within 15 minutes "
+        "before further attempts must wait, doubling each time up to 15 minutes.",
+    )
+    oidc_issuer: str | None = Field(
+        None,
+        description="Issuer URL of an OpenID Connect provider (e.g. a Keycloak realm) whose "
+        "bearer JWTs are accepted; unset disables OIDC.",
+    )
+    oidc_audience: str | None = Field(
+        None, description="Required `aud` of OIDC tokens (the client id); unset skips the check."
+    )
+    oidc_jwks_url: str | None = Field(
+        None,
+        description="Where the provider's signing keys are; default: `jwks_uri` from the "
+        "issuer's `/.well-known/openid-configuration`.",
+    )
+    oidc_username_claim: str = Field(
+        "preferred_username", description="Claim that names the kaapana user of an OIDC token."
+    )
+    oidc_roles_claim: str = Field(
+        "kaapana_roles",
+        description="Claim listing roles as `admin` or `<project>:<role>` strings "
+        "(`scientist`, `principal_investigator`); synchronised into memberships at each login.",
+    )
+    tls_certfile: Path | None = Field(
+        None, description="PEM certificate chain: with `tls_keyfile`, HTTP is served over TLS."
+    )
+    tls_keyfile: Path | None = Field(None, description="PEM private key of `tls_certfile`.")
+    public_url: str | None = Field(
+        None,
+        description="External base URL (e.g. `https://pacs.example.org`) for the URLs in "
+        "DICOMweb answers; set it behind a reverse proxy. Unset: taken from each request.",
+    )
+    stow_max_bytes: int = Field(
+        4 * 1024**3,
+        ge=1024,
+        description="Largest STOW-RS request body in bytes; larger ones are refused with 413.",
     )
 
     @field_validator("ae_title")

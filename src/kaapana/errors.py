@@ -44,4 +44,55 @@ class Forbidden(KaapanaError):
     code = "forbidden"
 
 
-__all__ = ["Conflict", "Forbidden", "InvalidDicom", "InvalidInput", "KaapanaError", "NotFound"]
+class NotAcceptable(KaapanaError):
+    """None of the representations the client's Accept header allows can be produced."""
+
+    status = 406
+    code = "not_acceptable"
+
+
+class PayloadTooLarge(KaapanaError):
+    """The request body is larger than the platform takes in one request."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(KaapanaError):
+    """The request body's Content-Type is not one the endpoint reads."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class Unauthorized(KaapanaError):
+    """No credentials, or credentials that do not identify an active user."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class TooManyRequests(KaapanaError):
+    """The caller must wait ``retry_after`` seconds (brute-force protection)."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "InvalidDicom",
+    "InvalidInput",
+    "KaapanaError",
+    "NotAcceptable",
+    "NotFound",
+    "PayloadTooLarge",
+    "TooManyRequests",
+    "Unauthorized",
+    "UnsupportedMediaType",
+]

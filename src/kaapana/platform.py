@@ -4,6 +4,7 @@ from types import TracebackType
 from typing import Self
 
 from kaapana.archive import Archive, EventBus
+from kaapana.auth.service import Auth
 from kaapana.config import Settings
 from kaapana.db import create_engine_for, upgrade
 from kaapana.storage import FilesystemStore
@@ -21,8 +22,15 @@ class Platform:
         self.store = FilesystemStore(settings.resolved_storage_dir)
         self.events = EventBus()
         self.archive = Archive(settings=settings, engine=self.engine, store=self.store)
+        self.auth = Auth(settings=settings, engine=self.engine, projects=self.archive.projects)
+        # Set on the first start only: the generated password of `admin`, for the CLI to print.
+        self.initial_admin_password: str | None = None
         if migrate:
             self.archive.projects.bootstrap(ae_title=settings.ae_title)
+            password = settings.admin_password
+            self.initial_admin_password = self.auth.bootstrap(
+                password.get_secret_value() if password else None
+            )
             self.archive.recover()
 
     def close(self) -> None:

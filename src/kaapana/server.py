@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from functools import partial
 from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event as ProcessEvent
 
@@ -103,8 +104,15 @@ class ReceiverPool:
                 process.kill()
 
 
-def serve(settings: Settings, *, on_ready: Callable[[Settings], None] | None = None) -> None:
-    """Run until interrupted; ``on_ready`` gets the effective settings once both servers listen."""
+ReadyCallback = Callable[[Settings, str | None], None]
+
+
+def serve(settings: Settings, *, on_ready: ReadyCallback | None = None) -> None:
+    """Run until interrupted.
+
+    ``on_ready`` gets the effective settings once both servers listen, and on the very first
+    start the generated password of the ``admin`` user (else None).
+    """
     with Platform(settings) as platform:
         monitor = SeriesQuietMonitor(
             platform.engine, platform.events, quiet_seconds=settings.series_quiet_seconds
@@ -138,11 +146,19 @@ def serve(settings: Settings, *, on_ready: Callable[[Settings], None] | None = N
                 port=settings.http_port,
                 log_level="warning",
                 lifespan="on",
+                ssl_certfile=settings.tls_certfile,
+                ssl_keyfile=settings.tls_keyfile,
             )
             http = uvicorn.Server(config)
             if on_ready is not None:
                 threading.Thread(
-                    target=_notify_when_started, args=(http, settings, on_ready), daemon=True
+                    target=_notify_when_started,
+                    args=(
+                        http,
+                        settings,
+                        partial(on_ready, password=platform.initial_admin_password),
+                    ),
+                    daemon=True,
                 ).start()
             http.run()
         finally:
@@ -169,4 +185,4 @@ def _notify_when_started(
     on_ready(settings.with_overrides(http_port=port))
 
 
-__all__ = ["ReceiverPool", "receiver_count", "serve"]
+__all__ = ["ReadyCallback", "ReceiverPool", "receiver_count", "serve"]

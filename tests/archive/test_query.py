@@ -111,6 +111,10 @@ OTHER_ONLY = {"S6-CT"}  # stored through project "other" only
 SHARED = {"S1-MR"}  # stored to the admin project and again to "other"
 
 
+def scope(project_pk: int | None) -> frozenset[int] | None:
+    return None if project_pk is None else frozenset({project_pk})
+
+
 @dataclass
 class Loaded:
     platform: Platform
@@ -124,7 +128,7 @@ class Loaded:
         **kw: Any,
     ) -> list[Dataset]:
         query = ArchiveQuery(self.platform.engine)
-        return list(query.find(model=model, identifier=ident, project_pk=project_pk, **kw))
+        return list(query.find(model=model, identifier=ident, projects=scope(project_pk), **kw))
 
 
 def series_instances(series: str) -> Iterable[bytes]:
@@ -356,6 +360,16 @@ def test_a_project_sees_only_its_series_and_counts_only_those(loaded: Loaded) ->
     admin = loaded.find(STUDY_ROOT, identifier("STUDY"), project_pk=admin_pk)
     assert uid("S6") not in uids(admin, "StudyInstanceUID")  # only "sees everything" sees it
     assert uid("S6") in uids(loaded.find(STUDY_ROOT, identifier("STUDY")), "StudyInstanceUID")
+    both = ArchiveQuery(loaded.platform.engine).find(
+        model=STUDY_ROOT,
+        identifier=identifier("STUDY"),
+        projects=frozenset({admin_pk, loaded.other_pk}),
+    )
+    assert uid("S6") in uids(list(both), "StudyInstanceUID")
+    nothing = ArchiveQuery(loaded.platform.engine).find(
+        model=STUDY_ROOT, identifier=identifier("STUDY"), projects=frozenset()
+    )
+    assert list(nothing) == []
 
 
 def test_keys_outside_the_index_are_answered_from_json(loaded: Loaded) -> None:
@@ -465,7 +479,7 @@ def test_invalid_levels(
 
 def retrieve(loaded: Loaded, model: InformationModelValues, ident: Dataset, **kw: Any) -> list[str]:
     items = ArchiveQuery(loaded.platform.engine).instances_to_retrieve(
-        model=model, identifier=ident, project_pk=kw.get("project_pk")
+        model=model, identifier=ident, projects=scope(kw.get("project_pk"))
     )
     return [item.sop_instance_uid for item in items]
 
@@ -492,7 +506,7 @@ def test_instances_to_retrieve(loaded: Loaded) -> None:
     items = ArchiveQuery(loaded.platform.engine).instances_to_retrieve(
         model=STUDY_ROOT,
         identifier=identifier("IMAGE", SOPInstanceUID=uid("S1-CT/2")),
-        project_pk=None,
+        projects=None,
     )
     assert items[0].sop_class_uid == CTImageStorage
     assert items[0].transfer_syntax_uid == ExplicitVRLittleEndian

@@ -2,29 +2,24 @@
 
 ``create_app(settings)`` builds its own ``Platform`` in the lifespan; ``kaapana serve`` passes the
 platform it already runs, so the HTTP server and an in-process DICOM receiver share one index
-writer.
+writer. REST lives under ``/api/v1`` (OpenAPI at ``/api/docs``), DICOMweb under ``/dicomweb`` and
+``/dicomweb/projects/{project}`` (PS3.18 is its contract, so it stays out of the OpenAPI).
 """
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI
 
 from kaapana import __version__
-from kaapana.archive.browse import StudySummary, list_studies
+from kaapana.api.deps import PlatformDep
+from kaapana.api.errors import install_error_handlers
+from kaapana.api.routes import audit, nodes, projects, session, studies, tokens, users
 from kaapana.config import Settings
-from kaapana.errors import KaapanaError
+from kaapana.dicomweb import routes as dicomweb
 from kaapana.platform import Platform
 
-
-def _platform(request: Request) -> Platform:
-    platform: Platform = request.app.state.platform
-    return platform
-
-
-PlatformDep = Annotated[Platform, Depends(_platform)]
+API_PREFIX = "/api/v1"
 
 
 def create_app(settings: Settings, *, platform: Platform | None = None) -> FastAPI:
@@ -45,27 +40,21 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
     )
+    install_error_handlers(app)
 
-    @app.exception_handler(KaapanaError)
-    async def _kaapana_error(_request: Request, exc: KaapanaError) -> JSONResponse:
-        return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
-
-    @app.get("/healthz", operation_id="health")
+    @app.get("/healthz", operation_id="health", tags=["health"])
     def health(platform: PlatformDep) -> dict[str, str]:
         """Liveness and readiness: answers once the index is reachable."""
         platform.archive.ping()
         return {"status": "ok", "version": __version__}
 
-    @app.get("/api/v1/studies", operation_id="list_studies")
-    def studies(
-        platform: PlatformDep,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
-    ) -> list[StudySummary]:
-        """Studies in the archive, newest first (the full REST API is built on the same index)."""
-        return list_studies(platform.engine, limit=limit, offset=offset)
-
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (session, users, projects, tokens, nodes, studies, audit):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(dicomweb.router, prefix="/dicomweb")
+    app.include_router(dicomweb.router, prefix="/dicomweb/projects/{project}")
     return app
 
 
-__all__ = ["create_app"]
+__all__ = ["API_PREFIX", "create_app"]

@@ -38,6 +38,7 @@ class StoreResult:
     sop_instance_uid: str
     series_instance_uid: str
     study_instance_uid: str
+    sop_class_uid: str
 
 
 class Archive:
@@ -120,6 +121,7 @@ class Archive:
             sop_instance_uid=received.sop_instance_uid,
             series_instance_uid=received.series_instance_uid,
             study_instance_uid=received.study_instance_uid,
+            sop_class_uid=received.sop_class_uid,
         )
 
     def _forget(self, future: "Future[IndexOutcome]") -> None:

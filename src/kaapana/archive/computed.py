@@ -12,7 +12,7 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
-from kaapana.archive.visibility import visible_series
+from kaapana.archive.visibility import ProjectScope, visible_series
 from kaapana.db.models import Instance, Series, Study
 
 CHUNK: Final = 500  # keeps every IN list far below any engine's parameter limit
@@ -34,8 +34,8 @@ def chunks(values: Sequence[int]) -> Iterator[Sequence[int]]:
         yield values[start : start + CHUNK]
 
 
-def _visible(project_pk: int | None) -> list[ColumnElement[bool]]:
-    return [] if project_pk is None else [visible_series(Series, project_pk)]
+def _visible(projects: ProjectScope) -> list[ColumnElement[bool]]:
+    return [] if projects is None else [visible_series(Series, projects)]
 
 
 def _rows(session: Session, statement: Select[Any], key: Any, pks: Sequence[int]) -> list[Any]:
@@ -46,7 +46,7 @@ def _rows(session: Session, statement: Select[Any], key: Any, pks: Sequence[int]
 
 
 def _patient_counts(
-    session: Session, patient_pks: Sequence[int], project_pk: int | None
+    session: Session, patient_pks: Sequence[int], projects: ProjectScope
 ) -> ComputedValues:
     statement = (
         select(
@@ -56,7 +56,7 @@ def _patient_counts(
             func.sum(Series.number_of_instances),
         )
         .join(Study, Series.study_pk == Study.id)
-        .where(*_visible(project_pk))
+        .where(*_visible(projects))
         .group_by(Study.patient_pk)
     )
     values: ComputedValues = {keyword: dict.fromkeys(patient_pks, 0) for keyword in PATIENT_COUNTS}
@@ -69,7 +69,7 @@ def _patient_counts(
 
 
 def _study_summary(
-    session: Session, study_pks: Sequence[int], project_pk: int | None
+    session: Session, study_pks: Sequence[int], projects: ProjectScope
 ) -> ComputedValues:
     statement = (
         select(
@@ -78,7 +78,7 @@ def _study_summary(
             func.count(Series.id),
             func.sum(Series.number_of_instances),
         )
-        .where(*_visible(project_pk))
+        .where(*_visible(projects))
         .group_by(Series.study_pk, Series.modality)
     )
     series: dict[int, int] = dict.fromkeys(study_pks, 0)
@@ -99,12 +99,12 @@ def _study_summary(
 
 
 def _sop_classes(
-    session: Session, study_pks: Sequence[int], project_pk: int | None
+    session: Session, study_pks: Sequence[int], projects: ProjectScope
 ) -> dict[int, Any]:
     statement = (
         select(Series.study_pk, Instance.sop_class_uid)
         .join(Series, Instance.series_pk == Series.id)
-        .where(*_visible(project_pk))
+        .where(*_visible(projects))
         .distinct()
     )
     classes: dict[int, set[str]] = defaultdict(set)
@@ -119,16 +119,16 @@ def computed_values(
     keywords: set[str],
     patient_pks: Sequence[int],
     study_pks: Sequence[int],
-    project_pk: int | None,
+    projects: ProjectScope,
 ) -> ComputedValues:
     """keyword -> (patient or study pk -> value) for the requested computed attributes."""
     values: ComputedValues = {}
     if keywords.intersection(PATIENT_COUNTS):
-        values.update(_patient_counts(session, patient_pks, project_pk))
+        values.update(_patient_counts(session, patient_pks, projects))
     if keywords.intersection(STUDY_SUMMARY):
-        values.update(_study_summary(session, study_pks, project_pk))
+        values.update(_study_summary(session, study_pks, projects))
     if "SOPClassesInStudy" in keywords:
-        values["SOPClassesInStudy"] = _sop_classes(session, study_pks, project_pk)
+        values["SOPClassesInStudy"] = _sop_classes(session, study_pks, projects)
     return values
 
 

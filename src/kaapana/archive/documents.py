@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from kaapana.archive.attributes import QueryRetrieveLevelValues
 from kaapana.archive.computed import chunks
 from kaapana.archive.matching import Condition, json_matches, parse_condition, sequence_matches
-from kaapana.archive.visibility import visible_series
+from kaapana.archive.visibility import ProjectScope, visible_series
 from kaapana.db.models import Series, Study
 
 Document = dict[str, Any]
@@ -57,7 +57,7 @@ def representative_documents(
     session: Session,
     level: QueryRetrieveLevelValues,
     pks: Sequence[int],
-    project_pk: int | None,
+    projects: ProjectScope,
 ) -> dict[int, Document]:
     """Study or patient pk -> JSON of its first visible series (their attributes live there)."""
     if level is QueryRetrieveLevelValues.STUDY:
@@ -70,8 +70,8 @@ def representative_documents(
             .join(Study, Series.study_pk == Study.id)
             .group_by(owner)
         )
-    if project_pk is not None:
-        statement = statement.where(visible_series(Series, project_pk))
+    if projects is not None:
+        statement = statement.where(visible_series(Series, projects))
     representative: dict[int, int] = {}
     for chunk in chunks(pks):
         rows = session.execute(statement.where(owner.in_(chunk)))

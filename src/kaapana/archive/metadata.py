@@ -23,7 +23,7 @@ from pydicom.valuerep import VR
 from kaapana.errors import InvalidDicom
 
 log = logging.getLogger(__name__)
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _VALID_VRS = frozenset(vr.value for vr in VR)
 BULK_DATA_THRESHOLD = 1024
@@ -54,7 +54,7 @@ def clean_uid(value: object, keyword: str) -> str:
     uid = str(value or "").strip(" \x00")
     if not uid:
         raise InvalidDicom(f"{keyword} (required by the index) is missing")
-    if len(uid) > 64 or not _UID.match(uid):
+    if len(uid) > 64 or not UID_PATTERN.match(uid):
         raise InvalidDicom(f"{keyword} is not a valid UID: {uid[:80]!r}")
     return uid
 
@@ -142,10 +142,13 @@ def _check_framing(ds: Dataset, source: str) -> None:
 def ensure_part10(data: bytes) -> bytes:
     """Part 10 bytes for ``data``; a bare data set gets file meta, its bytes unchanged.
 
-    Only used for imports of raw data sets; DIMSE and STOW payloads arrive as Part 10 already.
+    Also restores the preamble of file meta written without one. Used for imports and STOW-RS
+    parts; DIMSE payloads get their file meta from the association.
     """
     if len(data) >= 132 and data[128:132] == b"DICM":
         return data
+    if data[:2] == b"\x02\x00":  # file meta written without preamble (pydicom's default)
+        return b"\x00" * 128 + b"DICM" + data
     ds = read_dataset(data, source="data set", force=True)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = clean_uid(ds.get("SOPClassUID"), "SOPClassUID")
@@ -190,6 +193,7 @@ class ReceivedObject:
     study_instance_uid: str
     series_instance_uid: str
     sop_instance_uid: str
+    sop_class_uid: str
     sha256: str
     source: str
 
@@ -214,7 +218,7 @@ def inspect(data: bytes, *, source: str = "object") -> ReceivedObject:
             clean_uid(ds.get(keyword), keyword)
             for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
         ]
-        clean_uid(
+        sop_class_uid = clean_uid(
             ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID"), "SOPClassUID"
         )
     return ReceivedObject(
@@ -223,6 +227,7 @@ def inspect(data: bytes, *, source: str = "object") -> ReceivedObject:
         study_instance_uid=uids[0],
         series_instance_uid=uids[1],
         sop_instance_uid=uids[2],
+        sop_class_uid=sop_class_uid,
         sha256=hashlib.sha256(data).hexdigest(),
         source=source,
     )
@@ -294,9 +299,7 @@ def _describe(received: ReceivedObject) -> InstanceRecord:
         series_date=_text(ds, "SeriesDate", 8),
         series_time=_text(ds, "SeriesTime", 16),
         sop_instance_uid=sop_uid,
-        sop_class_uid=str(ds.get("SOPClassUID") or ds.file_meta.MediaStorageSOPClassUID).strip(
-            "\x00 "
-        ),
+        sop_class_uid=received.sop_class_uid,
         instance_number=_int(ds, "InstanceNumber"),
         number_of_frames=_int(ds, "NumberOfFrames") or 1,
         transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
@@ -308,6 +311,7 @@ def _describe(received: ReceivedObject) -> InstanceRecord:
 
 
 __all__ = [
+    "UID_PATTERN",
     "InstanceRecord",
     "ReceivedObject",
     "clean_uid",

@@ -45,7 +45,12 @@ from kaapana.archive.documents import (
     representative_documents,
 )
 from kaapana.archive.matching import Condition, parse_condition, query_values, sql_clause
-from kaapana.archive.visibility import visible_patient, visible_series, visible_study
+from kaapana.archive.visibility import (
+    ProjectScope,
+    visible_patient,
+    visible_series,
+    visible_study,
+)
 from kaapana.db.engine import session_factory
 from kaapana.db.models import Instance, Patient, Series, Study
 from kaapana.errors import InvalidInput
@@ -99,16 +104,18 @@ def _source(level: QueryRetrieveLevelValues, keyword: str) -> str:
     return "json"
 
 
-def _level_visible(level: QueryRetrieveLevelValues, project_pk: int) -> ColumnElement[bool]:
+def _level_visible(
+    level: QueryRetrieveLevelValues, projects: frozenset[int]
+) -> ColumnElement[bool]:
     if level is _Level.PATIENT:
-        return visible_patient(project_pk)
+        return visible_patient(projects)
     if level is _Level.STUDY:
-        return visible_study(project_pk)
-    return visible_series(Series, project_pk)
+        return visible_study(projects)
+    return visible_series(Series, projects)
 
 
 def _study_has(
-    keyword: str, condition: Condition, project_pk: int | None, dialect: str
+    keyword: str, condition: Condition, projects: ProjectScope, dialect: str
 ) -> ColumnElement[bool]:
     member = aliased(Series)
     query = select(1).select_from(member).where(member.study_pk == Study.id)
@@ -119,8 +126,8 @@ def _study_has(
         )
     else:
         query = query.where(sql_clause(condition, member.modality, dialect=dialect))
-    if project_pk is not None:
-        query = query.where(visible_series(member, project_pk))
+    if projects is not None:
+        query = query.where(visible_series(member, projects))
     return exists(query)
 
 
@@ -165,14 +172,14 @@ class ArchiveQuery:
         *,
         model: InformationModelValues,
         identifier: Dataset,
-        project_pk: int | None,
+        projects: ProjectScope,
         retrieve_ae_title: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> Iterator[Dataset]:
         """The matches of ``identifier``, each a data set of the requested keys only.
 
-        ``project_pk`` None means the caller sees everything. Raises ``InvalidInput`` for an
+        ``projects`` None means the caller sees everything. Raises ``InvalidInput`` for an
         identifier the model cannot answer. The index is read before this returns, so no
         transaction stays open while a peer reads responses; the data sets are built as the
         caller iterates, so a cancelled C-FIND builds no more of them.
@@ -183,12 +190,12 @@ class ArchiveQuery:
             for element in identifier
             if element.tag.element != 0 and element.keyword not in _CONTROL_KEYWORDS
         ]
-        statement, filters, json_wanted = self._plan(level, keys, project_pk)
+        statement, filters, json_wanted = self._plan(level, keys, projects)
         with self._sessions() as session:
             if not filters:
                 statement = statement.offset(offset).limit(limit)
             rows: Sequence[Any] = session.execute(statement).all()
-            documents = self._documents(session, level, rows, project_pk) if json_wanted else {}
+            documents = self._documents(session, level, rows, projects) if json_wanted else {}
             if filters:
                 rows = [
                     row
@@ -196,7 +203,7 @@ class ArchiveQuery:
                     if all(check.matches(documents.get(_pk(row, level))) for check in filters)
                 ]
                 rows = rows[offset : None if limit is None else offset + limit]
-            computed = self._computed(session, level, rows, keys, project_pk)
+            computed = self._computed(session, level, rows, keys, projects)
         responses = _Responses(
             level,
             model,
@@ -208,7 +215,7 @@ class ArchiveQuery:
         return (responses.build(row, documents.get(_pk(row, level))) for row in rows)
 
     def _plan(
-        self, level: QueryRetrieveLevelValues, keys: list[DataElement], project_pk: int | None
+        self, level: QueryRetrieveLevelValues, keys: list[DataElement], projects: ProjectScope
     ) -> tuple[Select[Any], list[JsonFilter], bool]:
         """The SQL for index keys, the Python filters for JSON keys, and whether JSON is needed."""
         conditions: list[ColumnElement[bool]] = []
@@ -224,12 +231,12 @@ class ArchiveQuery:
                 condition = parse_condition(element)
                 if condition is not None:
                     conditions.append(
-                        _study_has(element.keyword, condition, project_pk, self._dialect)
+                        _study_has(element.keyword, condition, projects, self._dialect)
                     )
             elif source == "json":
                 json_keys.append(element)
-        if project_pk is not None:
-            conditions.append(_level_visible(level, project_pk))
+        if projects is not None:
+            conditions.append(_level_visible(level, projects))
         statement = _base_select(level, with_json=bool(json_keys)).where(*conditions)
         return statement, json_filters(json_keys), bool(json_keys)
 
@@ -238,12 +245,12 @@ class ArchiveQuery:
         session: Session,
         level: QueryRetrieveLevelValues,
         rows: Sequence[Any],
-        project_pk: int | None,
+        projects: ProjectScope,
     ) -> dict[int, Document]:
         if level in (_Level.SERIES, _Level.IMAGE):
             return {_pk(row, level): row._mapping["_json"] or {} for row in rows}
         pks = [_pk(row, level) for row in rows]
-        return representative_documents(session, level, pks, project_pk)
+        return representative_documents(session, level, pks, projects)
 
     def _computed(
         self,
@@ -251,7 +258,7 @@ class ArchiveQuery:
         level: QueryRetrieveLevelValues,
         rows: Sequence[Any],
         keys: list[DataElement],
-        project_pk: int | None,
+        projects: ProjectScope,
     ) -> ComputedValues:
         wanted = {e.keyword for e in keys if _source(level, e.keyword) == "computed"}
         if not wanted or not rows:
@@ -263,11 +270,11 @@ class ArchiveQuery:
             keywords=wanted,
             patient_pks=patient_pks,
             study_pks=study_pks,
-            project_pk=project_pk,
+            projects=projects,
         )
 
     def instances_to_retrieve(
-        self, *, model: InformationModelValues, identifier: Dataset, project_pk: int | None
+        self, *, model: InformationModelValues, identifier: Dataset, projects: ProjectScope
     ) -> list[RetrieveItem]:
         """The visible instances a C-MOVE/C-GET identifier names, in series and instance order.
 
@@ -283,8 +290,8 @@ class ArchiveQuery:
                 raise InvalidInput(f"a {level.value} level retrieve needs '{keyword}'")
             if values:
                 conditions.append(INDEX_COLUMNS[keyword].column.in_(values))
-        if project_pk is not None:
-            conditions.append(visible_series(Series, project_pk))
+        if projects is not None:
+            conditions.append(visible_series(Series, projects))
         statement = (
             select(
                 Instance.sop_class_uid,

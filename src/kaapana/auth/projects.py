@@ -4,7 +4,9 @@ The default project ``admin`` sees everything and owns the server's own AE title
 that sends to ``KAAPANA`` lands there; other projects get AE titles of their own.
 """
 
+import ipaddress
 import re
+from collections.abc import Sequence
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +25,31 @@ def check_ae_title(value: str, *, field: str = "ae_title") -> str:
     if not 0 < len(title) <= 16 or "\\" in title or not title.isascii() or not title.isprintable():
         raise InvalidInput(f"'{field}' must be 1-16 printable ASCII characters, got {value!r}")
     return title
+
+
+def check_network(value: str) -> str:
+    """An IPv4/IPv6 address or network in CIDR form, normalised."""
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError as exc:
+        raise InvalidInput(
+            f"'allowed_networks' entries must be addresses or CIDR networks, got {value[:64]!r}"
+        ) from exc
+
+
+def admits(project: Project, *, calling_ae_title: str, address: str) -> bool:
+    """Whether the project's DIMSE rules let this peer store into or query it."""
+    titles = project.allowed_calling_ae_titles
+    if titles is not None and calling_ae_title.strip() not in titles:
+        return False
+    networks = project.allowed_networks
+    if networks is None:
+        return True
+    try:
+        peer = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(peer in ipaddress.ip_network(network) for network in networks)
 
 
 def check_name(value: str, *, field: str = "name") -> str:
@@ -77,6 +104,45 @@ class Projects:
             raise NotFound(f"no project named {name!r}")
         return project
 
+    def find(self, name: str) -> Project | None:
+        with self._sessions() as session:
+            return session.scalar(select(Project).where(Project.name == name))
+
+    def update(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        ae_title: str | None = None,
+        allowed_calling_ae_titles: Sequence[str] | None = None,
+        allowed_networks: Sequence[str] | None = None,
+        clear: frozenset[str] = frozenset(),
+    ) -> Project:
+        """Change the given fields; names in ``clear`` are set to None (no AE title, no rule)."""
+        titles = [
+            check_ae_title(t, field="allowed_calling_ae_titles")
+            for t in allowed_calling_ae_titles or []
+        ]
+        networks = [check_network(n) for n in allowed_networks or []]
+        try:
+            with write_transaction(self._engine) as session:
+                project = session.scalar(select(Project).where(Project.name == name))
+                if project is None:
+                    raise NotFound(f"no project named {name!r}")
+                if description is not None:
+                    project.description = description
+                if ae_title is not None:
+                    project.ae_title = check_ae_title(ae_title)
+                if allowed_calling_ae_titles is not None:
+                    project.allowed_calling_ae_titles = titles
+                if allowed_networks is not None:
+                    project.allowed_networks = networks
+                for field in clear:
+                    setattr(project, field, None)
+                return project
+        except IntegrityError as exc:
+            raise Conflict(f"AE title {ae_title!r} belongs to another project") from exc
+
     def by_ae_title(self, ae_title: str) -> Project | None:
         with self._sessions() as session:
             return session.scalar(select(Project).where(Project.ae_title == ae_title.strip()))
@@ -99,4 +165,11 @@ class Projects:
                 return session.scalars(query).one()
 
 
-__all__ = ["ADMIN_PROJECT", "Projects", "check_ae_title", "check_name"]
+__all__ = [
+    "ADMIN_PROJECT",
+    "Projects",
+    "admits",
+    "check_ae_title",
+    "check_name",
+    "check_network",
+]

@@ -38,10 +38,21 @@ def reported_errors() -> Iterator[None]:
         raise typer.Exit(1) from exc
 
 
+def announce_admin_password(password: str | None) -> None:
+    """Shown once, on the first start; on stderr, so machine-readable output stays clean."""
+    if password:
+        error_console().print(
+            f"[bold yellow]created user 'admin' with password: {password}[/bold yellow]\n"
+            "It is shown only now; change it with `kaapana users passwd admin`.",
+            markup=True,
+        )
+
+
 @contextmanager
 def platform_of(ctx: typer.Context) -> Iterator[Platform]:
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     with reported_errors(), Platform(settings_of(ctx)) as platform:
+        announce_admin_password(platform.initial_admin_password)
         yield platform
 
 
@@ -50,6 +61,7 @@ def print_json(value: Any) -> None:
 
 
 __all__ = [
+    "announce_admin_password",
     "console",
     "error_console",
     "platform_of",

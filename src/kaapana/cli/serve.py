@@ -5,7 +5,12 @@ from typing import Annotated
 
 import typer
 
-from kaapana.cli._common import console, reported_errors, settings_of
+from kaapana.cli._common import (
+    announce_admin_password,
+    console,
+    reported_errors,
+    settings_of,
+)
 from kaapana.config import Settings
 from kaapana.server import receiver_count, serve
 
@@ -40,11 +45,16 @@ def serve_command(
         serve(settings, on_ready=_announce)
 
 
-def _announce(settings: Settings) -> None:
+def _announce(settings: Settings, password: str | None) -> None:
     out = console()
     out.print(
         f"DICOM SCP [bold]{settings.ae_title}[/bold] on {settings.host}:{settings.dicom_port} "
         f"({receiver_count(settings)} receiver process(es))"
     )
-    out.print(f"HTTP on http://{settings.host}:{settings.http_port}  (health: /healthz)")
+    scheme = "https" if settings.tls_certfile else "http"
+    out.print(
+        f"HTTP on {scheme}://{settings.host}:{settings.http_port}  "
+        "(UI: /, DICOMweb: /dicomweb, API docs: /api/docs, health: /healthz)"
+    )
+    announce_admin_password(password)
     out.print(f"data in {settings.data_dir.resolve()}; Ctrl-C stops")

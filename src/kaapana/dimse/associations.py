@@ -13,7 +13,7 @@ from pynetdicom import evt
 from pynetdicom.association import Association
 
 from kaapana.archive import Archive, StoreTarget
-from kaapana.auth.projects import ADMIN_PROJECT
+from kaapana.auth.projects import ADMIN_PROJECT, admits
 from kaapana.config import UnknownCalledAEValues
 from kaapana.db.models import Project
 from kaapana.dimse import statuses
@@ -55,18 +55,27 @@ class AssociationRegistry:
             project = self._archive.projects.get(ADMIN_PROJECT)
         if project is None:
             log.warning("rejected association from %s: unknown called AE title %r", calling, called)
-            assoc.acse.send_reject(
-                statuses.REJECTED_PERMANENT,
-                statuses.SOURCE_SERVICE_USER,
-                statuses.CALLED_AE_NOT_RECOGNISED,
+            self._reject(assoc, statuses.CALLED_AE_NOT_RECOGNISED)
+            return
+        if not admits(project, calling_ae_title=calling, address=assoc.requestor.address):
+            log.warning(
+                "rejected association from %s at %s: project %s does not admit it",
+                calling,
+                assoc.requestor.address,
+                project.name,
             )
-            assoc.kill()  # waits until the A-ASSOCIATE-RJ has left, as pynetdicom's own rejections
+            self._reject(assoc, statuses.CALLING_AE_NOT_RECOGNISED)
             return
         dataset = None
         if calling.lower().startswith(DATASET_AE_PREFIX) and len(calling) > len(DATASET_AE_PREFIX):
             dataset = calling[len(DATASET_AE_PREFIX) :]
         with self._lock:
             self._contexts[assoc] = AssociationContext(project, calling, dataset)
+
+    @staticmethod
+    def _reject(assoc: Association, reason: int) -> None:
+        assoc.acse.send_reject(statuses.REJECTED_PERMANENT, statuses.SOURCE_SERVICE_USER, reason)
+        assoc.kill()  # waits until the A-ASSOCIATE-RJ has left, as pynetdicom's own rejections
 
     def context(self, assoc: Association) -> AssociationContext:
         with self._lock:

@@ -23,6 +23,7 @@ from kaapana.archive import Archive
 from kaapana.archive.attributes import InformationModelValues
 from kaapana.archive.nodes import Nodes
 from kaapana.archive.query import ArchiveQuery, RetrieveItem
+from kaapana.archive.visibility import ProjectScope
 from kaapana.db.models import DicomNode
 from kaapana.dimse import statuses
 from kaapana.dimse.associations import AssociationContext, AssociationRegistry
@@ -53,8 +54,8 @@ def _model(event: evt.Event) -> InformationModelValues:
     return InformationModelValues.STUDY_ROOT
 
 
-def _project_pk(context: AssociationContext) -> int | None:
-    return None if context.sees_everything else context.project.id
+def _projects(context: AssociationContext) -> ProjectScope:
+    return None if context.sees_everything else frozenset({context.project.id})
 
 
 def handle_find(
@@ -75,7 +76,7 @@ def _find(
         matches = ArchiveQuery(archive.engine).find(
             model=_model(event),
             identifier=event.identifier,
-            project_pk=_project_pk(context),
+            projects=_projects(context),
             retrieve_ae_title=context.project.ae_title or archive.settings.ae_title,
         )
     except InvalidInput as exc:
@@ -101,7 +102,7 @@ def _resolve(
             items = ArchiveQuery(archive.engine).instances_to_retrieve(
                 model=_model(event),
                 identifier=event.identifier,
-                project_pk=_project_pk(context),
+                projects=_projects(context),
             )
         except InvalidInput as exc:
             return failure.status(statuses.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, exc.detail)
