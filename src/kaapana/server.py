@@ -42,7 +42,7 @@ def _receiver_main(settings: Settings, ready: ProcessEvent) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with Platform(settings, migrate=False) as platform:
-        server = start_scp(platform.archive, host=settings.host, port=settings.dicom_port)
+        server = start_scp(platform, host=settings.host, port=settings.dicom_port)
         ready.set()
         while not stop.wait(0.5):
             pass
@@ -124,9 +124,7 @@ def serve(settings: Settings, *, on_ready: ReadyCallback | None = None) -> None:
         placeholder = None
         try:
             if count == 1:
-                in_process = start_scp(
-                    platform.archive, host=settings.host, port=settings.dicom_port
-                )
+                in_process = start_scp(platform, host=settings.host, port=settings.dicom_port)
                 settings = settings.with_overrides(dicom_port=in_process.server_address[1])
             else:
                 settings, placeholder = _reserve_port(settings)

@@ -101,7 +101,7 @@ def test_round_trip_keeps_every_byte_of_tricky_bodies(chunk_size: int) -> None:
 
 def test_randomised_bodies_round_trip_at_random_chunk_sizes() -> None:
     rng = random.Random(20240611)
-    boundary = new_boundary()
+    boundary = "9c1f5a7e2b3d4c6f8a0e1d2c3b4a5f6e"  # fixed, so the run is the same every time
     fragments = [b"\r", b"\n", b"\r\n", b"-", b"--", b"\r\n--", b" ", b"x", b"\x00\xff"]
     fragments += [boundary[:cut].encode() for cut in (1, 8, 31)]
     for _ in range(300):
@@ -109,7 +109,8 @@ def test_randomised_bodies_round_trip_at_random_chunk_sizes() -> None:
             b"".join(rng.choice(fragments) for _ in range(rng.randrange(0, 40)))
             for _ in range(rng.randrange(1, 5))
         ]
-        assert not any(boundary.encode() in body for body in bodies)
+        if any(boundary.encode() in body for body in bodies):
+            continue  # prefixes can join into the boundary; such a body cannot be framed
         body = encode([OutgoingPart("application/dicom", b) for b in bodies], boundary)
         parsed = parse(body, boundary, chunk_size=rng.randrange(1, 64))
         assert [part_body for _, part_body in parsed] == bodies

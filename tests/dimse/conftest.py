@@ -22,7 +22,7 @@ def make_scp(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., R
 
     def make(**overrides: object) -> RunningSCP:
         platform = Platform(make_settings(**overrides))
-        server = start_scp(platform.archive, host="127.0.0.1", port=0)
+        server = start_scp(platform, host="127.0.0.1", port=0)
         started.append((platform, server))
         return RunningSCP(platform, server.server_address[1])
 

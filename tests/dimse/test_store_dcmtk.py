@@ -172,7 +172,7 @@ def test_bad_object_gets_failure_status_and_server_keeps_serving(
 
 def test_stop_does_not_wait_for_connections_without_association(make_settings) -> None:
     platform = Platform(make_settings())
-    server = start_scp(platform.archive, host="127.0.0.1", port=0)
+    server = start_scp(platform, host="127.0.0.1", port=0)
     probe = socket.create_connection(("127.0.0.1", server.server_address[1]))
     try:
         wait_until(lambda: len(server.active_associations) == 1, 5, "the probe's connection")

@@ -116,6 +116,7 @@ class Projects:
         ae_title: str | None = None,
         allowed_calling_ae_titles: Sequence[str] | None = None,
         allowed_networks: Sequence[str] | None = None,
+        dimse_identity_required: bool | None = None,
         clear: frozenset[str] = frozenset(),
     ) -> Project:
         """Change the given fields; names in ``clear`` are set to None (no AE title, no rule)."""
@@ -137,6 +138,8 @@ class Projects:
                     project.allowed_calling_ae_titles = titles
                 if allowed_networks is not None:
                     project.allowed_networks = networks
+                if dimse_identity_required is not None:
+                    project.dimse_identity_required = dimse_identity_required
                 for field in clear:
                     setattr(project, field, None)
                 return project

@@ -16,7 +16,7 @@ from kaapana.auth.projects import ADMIN_PROJECT, Projects
 from kaapana.auth.roles import RoleValues
 from kaapana.auth.sessions import LoginSessions, OpenedSession
 from kaapana.auth.throttle import LoginThrottle
-from kaapana.auth.tokens import Tokens
+from kaapana.auth.tokens import TOKEN_PREFIX, Tokens
 from kaapana.auth.users import Users
 from kaapana.config import Settings
 from kaapana.db.models import ApiToken, User
@@ -39,23 +39,33 @@ class Auth:
         """First start: the ``admin`` user; returns the generated password to print once."""
         return self.users.bootstrap_admin(admin_password)
 
-    def login(self, username: str, password: str, *, address: str) -> tuple[User, OpenedSession]:
+    def _check_password(self, username: str, password: str, *, address: str, via: str) -> User:
         self.throttle.check(username=username, address=address)
         user = self.users.find(username)
         if user is None or not verify_password(user.password_hash, password) or not user.is_active:
             self.throttle.failed(username=username, address=address)
             self.audit.record(
-                "login",
-                actor=username,
-                outcome="failure",
-                address=address,
-                detail={"via": "password"},
+                "login", actor=username, outcome="failure", address=address, detail={"via": via}
             )
             raise Unauthorized("unknown user or wrong password")
         self.throttle.succeeded(username=username)
         self.users.touch_login(user.id)
-        self.audit.record("login", actor=username, address=address, detail={"via": "password"})
+        self.audit.record("login", actor=username, address=address, detail={"via": via})
+        return user
+
+    def login(self, username: str, password: str, *, address: str) -> tuple[User, OpenedSession]:
+        user = self._check_password(username, password, address=address, via="password")
         return user, self.sessions.open(user)
+
+    def from_dimse_credentials(self, username: str, passcode: str, *, address: str) -> Principal:
+        """DICOM User Identity Negotiation: an API token of ``username``, or the password."""
+        if passcode.startswith(TOKEN_PREFIX):
+            principal = self.from_bearer(passcode, address=address)
+            if principal.username != username:
+                raise Unauthorized(f"the token does not belong to {username!r}")
+            return principal
+        user = self._check_password(username, passcode, address=address, via="dimse")
+        return self.principal_for(user, via="dimse")
 
     def logout(self, cookie: str, *, principal: Principal, address: str) -> None:
         self.sessions.close(cookie)

@@ -7,7 +7,7 @@ import typer
 from pydantic import ValidationError
 
 from kaapana import __version__
-from kaapana.cli import data, nodes, projects, serve
+from kaapana.cli import audit, data, nodes, projects, serve, tokens, users
 from kaapana.cli._common import error_console
 from kaapana.config import Settings
 
@@ -60,6 +60,9 @@ app.command(name="check")(data.check_command)
 app.command(name="send")(nodes.send_command)
 app.add_typer(nodes.app, name="nodes")
 app.add_typer(projects.app, name="projects")
+app.add_typer(users.app, name="users")
+app.add_typer(tokens.app, name="tokens")
+app.command(name="audit")(audit.audit_command)
 
 
 def main() -> None:

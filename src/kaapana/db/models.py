@@ -45,6 +45,7 @@ class Project(Base):
     # DIMSE access rules; None admits any calling AE title / any address.
     allowed_calling_ae_titles: Mapped[list[str] | None] = mapped_column(JsonDict)
     allowed_networks: Mapped[list[str] | None] = mapped_column(JsonDict)
+    dimse_identity_required: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -2,6 +2,12 @@
 
 The called AE title selects the project; a calling AE title ``kp-<name>`` also files received
 series into dataset ``<name>`` (Kaapana's convention). Resolved once per association.
+
+A peer may identify a user through User Identity Negotiation (PS3.7 D.3.3.7): a username with
+an API token (or the password) as passcode, or an OIDC JWT. The user must be able to read the
+project, or the association is rejected; queries then see only what the user may see, and
+stores need write access. A project can demand an identity (``dimse_identity_required``);
+scanners that cannot send one are admitted by AE title and network rules instead.
 """
 
 import logging
@@ -13,10 +19,15 @@ from pynetdicom import evt
 from pynetdicom.association import Association
 
 from kaapana.archive import Archive, StoreTarget
+from kaapana.archive.visibility import ProjectScope
+from kaapana.auth.principal import Principal
 from kaapana.auth.projects import ADMIN_PROJECT, admits
+from kaapana.auth.roles import PermissionValues
+from kaapana.auth.service import Auth
 from kaapana.config import UnknownCalledAEValues
 from kaapana.db.models import Project
 from kaapana.dimse import statuses
+from kaapana.errors import KaapanaError
 
 log = logging.getLogger(__name__)
 DATASET_AE_PREFIX = "kp-"
@@ -27,18 +38,37 @@ class AssociationContext:
     project: Project
     calling_ae_title: str
     dataset: str | None
+    principal: Principal | None = None
     _target: StoreTarget | None = field(default=None, repr=False)
 
     @property
     def sees_everything(self) -> bool:
         return self.project.name == ADMIN_PROJECT
 
+    @property
+    def scope(self) -> ProjectScope:
+        """What queries and retrievals of this association may see."""
+        if not self.sees_everything:
+            return frozenset({self.project.id})
+        return None if self.principal is None else self.principal.scope
+
+    def refusal(self, permission: PermissionValues) -> str | None:
+        """Why this association may not do ``permission`` on its project, or None."""
+        if self.principal is None:
+            if self.project.dimse_identity_required:
+                return f"AE {self.project.ae_title} needs user identity negotiation"
+            return None
+        if not self.principal.allows(self.project.id, permission):
+            return f"user {self.principal.username} may not {permission.value} here"
+        return None
+
 
 class AssociationRegistry:
     """Maps live associations to their context; entries vanish with the association."""
 
-    def __init__(self, archive: Archive) -> None:
+    def __init__(self, archive: Archive, auth: Auth) -> None:
         self._archive = archive
+        self._auth = auth
         self._contexts: weakref.WeakKeyDictionary[Association, AssociationContext] = (
             weakref.WeakKeyDictionary()
         )
@@ -71,6 +101,34 @@ class AssociationRegistry:
             dataset = calling[len(DATASET_AE_PREFIX) :]
         with self._lock:
             self._contexts[assoc] = AssociationContext(project, calling, dataset)
+
+    def handle_user_id(
+        self,
+        event: evt.Event,
+    ) -> tuple[bool, bytes | None]:
+        """EVT_USER_ID: verify the identity; an unknown one or one without access is refused."""
+        context = self.context(event.assoc)
+        kind = event.user_id_type
+        primary = event.primary_field.decode("utf-8", "replace")
+        address = event.assoc.requestor.address
+        try:
+            if kind == 2:
+                principal = self._auth.from_dimse_credentials(
+                    primary, event.secondary_field.decode("utf-8", "replace"), address=address
+                )
+            elif kind == 5:
+                principal = self._auth.from_bearer(primary, address=address)
+            else:
+                log.warning("user identity type %d from %s is not supported", kind, address)
+                return False, None
+        except KaapanaError as exc:
+            log.warning("user identity from %s refused: %s", address, exc.detail)
+            return False, None
+        if not principal.sees(context.project.id):
+            log.warning("user %s may not use project %s", principal.username, context.project.name)
+            return False, None
+        context.principal = principal
+        return True, None
 
     @staticmethod
     def _reject(assoc: Association, reason: int) -> None:

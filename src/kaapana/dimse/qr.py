@@ -23,10 +23,10 @@ from kaapana.archive import Archive
 from kaapana.archive.attributes import InformationModelValues
 from kaapana.archive.nodes import Nodes
 from kaapana.archive.query import ArchiveQuery, RetrieveItem
-from kaapana.archive.visibility import ProjectScope
+from kaapana.auth.roles import PermissionValues
 from kaapana.db.models import DicomNode
 from kaapana.dimse import statuses
-from kaapana.dimse.associations import AssociationContext, AssociationRegistry
+from kaapana.dimse.associations import AssociationRegistry
 from kaapana.dimse.failures import Failure, dimse_failure
 from kaapana.dimse.stored import StoredInstance, move_contexts, send_as_stored, sending_as_stored
 from kaapana.dimse.transport import let_peer_speak, no_delay
@@ -54,10 +54,6 @@ def _model(event: evt.Event) -> InformationModelValues:
     return InformationModelValues.STUDY_ROOT
 
 
-def _projects(context: AssociationContext) -> ProjectScope:
-    return None if context.sees_everything else frozenset({context.project.id})
-
-
 def handle_find(
     event: evt.Event, archive: Archive, registry: AssociationRegistry
 ) -> Iterator[Response]:
@@ -72,11 +68,15 @@ def _find(
     event: evt.Event, archive: Archive, registry: AssociationRegistry, failure: Failure
 ) -> Iterator[Response]:
     context = registry.context(event.assoc)
+    refusal = context.refusal(PermissionValues.read)
+    if refusal is not None:
+        yield failure.status(statuses.NOT_AUTHORIZED, refusal), None
+        return
     try:
         matches = ArchiveQuery(archive.engine).find(
             model=_model(event),
             identifier=event.identifier,
-            projects=_projects(context),
+            projects=context.scope,
             retrieve_ae_title=context.project.ae_title or archive.settings.ae_title,
         )
     except InvalidInput as exc:
@@ -98,11 +98,14 @@ def _resolve(
     """The instances to send, or the failure status to answer with."""
     with dimse_failure(operation, statuses.UNABLE_TO_PROCESS) as failure:
         context = registry.context(event.assoc)
+        refusal = context.refusal(PermissionValues.read)
+        if refusal is not None:
+            return failure.status(statuses.NOT_AUTHORIZED, refusal)
         try:
             items = ArchiveQuery(archive.engine).instances_to_retrieve(
                 model=_model(event),
                 identifier=event.identifier,
-                projects=_projects(context),
+                projects=context.scope,
             )
         except InvalidInput as exc:
             return failure.status(statuses.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, exc.detail)

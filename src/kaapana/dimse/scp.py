@@ -24,11 +24,11 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.transport import ThreadedAssociationServer
 
-from kaapana.archive import Archive
 from kaapana.dimse.associations import AssociationRegistry
 from kaapana.dimse.qr import handle_find, handle_get, handle_move
 from kaapana.dimse.store import handle_store
 from kaapana.dimse.transport import configure, no_delay
+from kaapana.platform import Platform
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,9 @@ class ReusePortServer(ThreadedAssociationServer):
                 assoc.dul.socket.close()
 
 
-def build_ae(archive: Archive) -> tuple[AE, list[Any]]:
+def build_ae(platform: Platform) -> tuple[AE, list[Any]]:
     """The application entity with every context we serve, and its event handlers."""
+    archive = platform.archive
     settings = archive.settings
     configure()
     ae = AE(ae_title=settings.ae_title)
@@ -92,9 +93,10 @@ def build_ae(archive: Archive) -> tuple[AE, list[Any]]:
         )
     for model in QUERY_RETRIEVE_MODELS:
         ae.add_supported_context(model, ALL_TRANSFER_SYNTAXES)
-    registry = AssociationRegistry(archive)
+    registry = AssociationRegistry(archive, platform.auth)
     handlers = [
         (evt.EVT_REQUESTED, registry.handle_requested),
+        (evt.EVT_USER_ID, registry.handle_user_id),
         (evt.EVT_C_STORE, handle_store, [archive, registry]),
         (evt.EVT_C_FIND, handle_find, [archive, registry]),
         (evt.EVT_C_MOVE, handle_move, [archive, registry]),
@@ -103,9 +105,9 @@ def build_ae(archive: Archive) -> tuple[AE, list[Any]]:
     return ae, handlers
 
 
-def start_scp(archive: Archive, *, host: str, port: int) -> ReusePortServer:
+def start_scp(platform: Platform, *, host: str, port: int) -> ReusePortServer:
     """Start serving in background threads; returns the server (``shutdown()`` to stop)."""
-    ae, handlers = build_ae(archive)
+    ae, handlers = build_ae(platform)
     server = ae.make_server((host, port), evt_handlers=handlers, server_class=ReusePortServer)
     thread = threading.Thread(target=server.serve_forever, name="kaapana-dimse", daemon=True)
     thread.start()

@@ -1,6 +1,7 @@
 """DIMSE status codes we answer with (PS3.4 Annex B and C, PS3.7 Annex C)."""
 
 SUCCESS = 0x0000
+NOT_AUTHORIZED = 0x0124  # general status, PS3.7 C.4
 PENDING = 0xFF00
 PENDING_WARNING = 0xFF01
 CANCEL = 0xFE00

@@ -6,6 +6,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import evt
 
 from kaapana.archive import Archive
+from kaapana.auth.roles import PermissionValues
 from kaapana.dimse import statuses
 from kaapana.dimse.associations import AssociationRegistry
 from kaapana.dimse.failures import dimse_failure
@@ -20,6 +21,9 @@ def handle_store(
     """EVT_C_STORE: store the encoded data set as received, answer once it is indexed."""
     request = event.request
     with dimse_failure("C-STORE", statuses.OUT_OF_RESOURCES) as failure:
+        refusal = registry.context(event.assoc).refusal(PermissionValues.write)
+        if refusal is not None:
+            return failure.status(statuses.NOT_AUTHORIZED, refusal)
         data = event.encoded_dataset(include_meta=True)
         context_sop_class = str(event.context.abstract_syntax)
         try:

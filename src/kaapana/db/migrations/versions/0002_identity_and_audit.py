@@ -118,6 +118,14 @@ def upgrade() -> None:
         )
         batch_op.add_column(
             sa.Column(
+                "dimse_identity_required",
+                sa.Boolean(),
+                nullable=False,
+                server_default=sa.false(),
+            )
+        )
+        batch_op.add_column(
+            sa.Column(
                 "allowed_networks",
                 sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
                 nullable=True,
@@ -128,6 +136,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("projects", schema=None) as batch_op:
         batch_op.drop_column("allowed_networks")
+        batch_op.drop_column("dimse_identity_required")
         batch_op.drop_column("allowed_calling_ae_titles")
 
     with op.batch_alter_table("memberships", schema=None) as batch_op:
