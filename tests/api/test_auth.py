@@ -74,3 +74,16 @@ def test_first_start_creates_admin(site: Site) -> None:
     )
     assert answer.status_code == 200
     assert answer.json()["is_admin"] is True
+
+
+def test_metrics_for_administrators(site: Site) -> None:
+    site.get("/dicomweb/studies")
+    assert site.get("/metrics", "sci_a").status_code == 403
+    answer = site.get("/metrics")
+    assert answer.status_code == 200
+    text = answer.text
+    assert 'kaapana_archive_objects{level="instances"} 9.0' in text
+    assert (
+        'kaapana_http_requests_total{method="GET",route="/dicomweb/studies",status="200"}' in text
+    )
+    assert "kaapana_http_request_duration_seconds_bucket" in text

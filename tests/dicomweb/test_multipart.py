@@ -454,8 +454,12 @@ def test_boundary_of() -> None:
     )
     with pytest.raises(InvalidInput, match="has no boundary parameter"):
         boundary_of(parse_media_type('multipart/related; type="application/dicom"'))
-    with pytest.raises(InvalidInput, match="is invalid: RFC 2046 allows 1 to 70"):
-        boundary_of(parse_media_type("multipart/related; boundary=" + "x" * 71))
+    orthanc = "4f25b575-0ff4-4085-978e-4152ff179905-4f25b575-0ff4-4085-978e-4152ff179905"
+    assert boundary_of(parse_media_type(f"multipart/related; boundary={orthanc}")) == orthanc
+    with pytest.raises(InvalidInput, match="is invalid: allowed are 1 to 200"):
+        boundary_of(parse_media_type("multipart/related; boundary=" + "x" * 201))
+    with pytest.raises(ValueError, match="allowed are 1 to 70"):
+        multipart_content_type("application/dicom", "x" * 71)
     with pytest.raises(UnsupportedMediaType, match="got Content-Type application/dicom") as raised:
         boundary_of(parse_media_type("application/dicom"))
     assert raised.value.status == 415

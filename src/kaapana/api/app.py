@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 from kaapana import __version__
 from kaapana.api.deps import PlatformDep
 from kaapana.api.errors import install_error_handlers
+from kaapana.api.metrics import install_metrics
 from kaapana.api.routes import audit, nodes, projects, session, studies, tokens, users
 from kaapana.config import Settings
 from kaapana.dicomweb import routes as dicomweb
@@ -27,10 +28,12 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if platform is not None:
             app.state.platform = platform
+            metrics.watch(platform.engine)
             yield
             return
         with Platform(settings) as own:
             app.state.platform = own
+            metrics.watch(own.engine)
             yield
 
     app = FastAPI(
@@ -41,6 +44,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         openapi_url="/api/openapi.json",
     )
     install_error_handlers(app)
+    metrics = install_metrics(app)
 
     @app.get("/healthz", operation_id="health", tags=["health"])
     def health(platform: PlatformDep) -> dict[str, str]:

@@ -61,7 +61,11 @@ _TOKEN_ONLY = re.compile(_TOKEN)
 _QUOTED_PAIR = re.compile(r"\\(.)")
 _QUOTABLE = re.compile(r"[\t \x21-\x7e\x80-\xff]*")
 _QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
-_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]*[0-9A-Za-z'()+_,\-./:=?]")
+BOUNDARY_LIMIT = 70
+"""RFC 2046's longest boundary: what we write."""
+RECEIVED_BOUNDARY_LIMIT = 200
+"""What we read: Orthanc, for one, sends 73 characters (two UUIDs); parsing loses nothing."""
 _HEADER_NAME = re.compile(rb"[!-9;-~]+")
 _HEADER_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 _PADDING = re.compile(rb"[ \t]*")
@@ -161,7 +165,7 @@ def boundary_of(media_type: MediaType) -> str:
     boundary = media_type.params.get("boundary")
     if boundary is None:
         raise InvalidInput(f"Content-Type {media_type} has no boundary parameter")
-    problem = _boundary_problem(boundary)
+    problem = _boundary_problem(boundary, RECEIVED_BOUNDARY_LIMIT)
     if problem:
         raise InvalidInput(f"multipart boundary {boundary!r} is invalid: {problem}")
     return boundary
@@ -296,7 +300,7 @@ async def read_parts(
     if the process dies. At a ``yield`` no part is in progress, so abandoning the iteration
     leaks nothing: only the yielded parts, which the caller owns, remain to be closed.
     """
-    problem = _boundary_problem(boundary)
+    problem = _boundary_problem(boundary, RECEIVED_BOUNDARY_LIMIT)
     if problem:
         raise InvalidInput(f"multipart boundary {boundary!r} is invalid: {problem}")
     splitter = _Splitter(boundary.encode("ascii"), max_header_bytes)
@@ -706,11 +710,11 @@ def _quote(value: str) -> str:
     return f'"{escaped}"'
 
 
-def _boundary_problem(boundary: str) -> str | None:
-    if not _BOUNDARY.fullmatch(boundary):
+def _boundary_problem(boundary: str, limit: int = BOUNDARY_LIMIT) -> str | None:
+    if len(boundary) > limit or not _BOUNDARY.fullmatch(boundary):
         return (
-            "RFC 2046 allows 1 to 70 letters, digits and '()+_,-./:=? or spaces, "
-            "not ending in a space"
+            f"allowed are 1 to {limit} letters, digits and '()+_,-./:=? or spaces, "
+            "not ending in a space (RFC 2046)"
         )
     return None
 
