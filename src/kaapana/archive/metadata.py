@@ -177,6 +177,16 @@ def read_dataset(data: bytes, *, source: str, force: bool = False) -> FileDatase
     return ds
 
 
+def read_header(data: bytes) -> Dataset:
+    """The attributes before Pixel Data, for checks that must not cost a full parse."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    except Exception as exc:
+        raise InvalidDicom(f"unreadable DICOM ({type(exc).__name__}: {exc})") from exc
+
+
 def _bulk_data_uri(prefix: str) -> Any:
     def handler(element: DataElement) -> str:
         return f"{prefix}/bulkdata/{element.tag:08X}"
@@ -319,5 +329,6 @@ __all__ = [
     "ensure_part10",
     "inspect",
     "read_dataset",
+    "read_header",
     "storage_key_for",
 ]

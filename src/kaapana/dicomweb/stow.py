@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from starlette.concurrency import run_in_threadpool
 
 from kaapana.archive import Archive, StoreResult, StoreTarget
-from kaapana.archive.metadata import ensure_part10
+from kaapana.archive.metadata import ensure_part10, read_header
 from kaapana.dicomweb.context import DICOM_JSON, ContextDep, DicomwebContext
 from kaapana.dicomweb.multipart import Part, boundary_of, parse_media_type, read_parts
 from kaapana.dicomweb.negotiation import DICOM
@@ -82,6 +82,11 @@ def _store_part(
         return
     try:
         data = ensure_part10(part.read())
+        if study is not None:
+            mismatch = _other_study(data, study)
+            if mismatch is not None:
+                outcome.failed.append(mismatch)
+                return
         result = archive.store_bytes(data, target, source=f"STOW-RS part {number}", wait=False)
     except InvalidDicom as exc:
         outcome.failed.append(("", "", CANNOT_UNDERSTAND, exc.detail))
@@ -93,19 +98,25 @@ def _store_part(
         log.exception("STOW-RS part %d could not be stored", number)
         outcome.failed.append(("", "", PROCESSING_FAILURE, f"storage failed: {exc.strerror}"))
         return
-    if study is not None and result.study_instance_uid != study:
-        # Stored already (and kept: accepted data is never dropped), but reported as PS3.18 asks.
-        outcome.failed.append(
-            (
-                result.sop_class_uid,
-                result.sop_instance_uid,
-                STUDY_MISMATCH,
-                f"instance belongs to study {result.study_instance_uid}, not {study}",
-            )
-        )
-        return
     outcome.stored.append(result)
     outcome.studies.add(result.study_instance_uid)
+
+
+def _other_study(data: bytes, study: str) -> tuple[str, str, int, str] | None:
+    """A failure entry when the object belongs to another study than the request's path.
+
+    Checked before storing: an object reported as failed must not be kept.
+    """
+    header = read_header(data)
+    found = str(header.get("StudyInstanceUID", "")).strip("\x00 ")
+    if found == study:
+        return None
+    return (
+        str(header.get("SOPClassUID", "")),
+        str(header.get("SOPInstanceUID", "")),
+        STUDY_MISMATCH,
+        f"instance belongs to study {found or '(none)'}, not {study}",
+    )
 
 
 async def _store(request: Request, context: DicomwebContext, study: str | None) -> Response:
