@@ -44,6 +44,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test debian-tools
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/query.py
+	$(BIN)/python benchmarks/dicomweb.py
 
 clean:
 	rm -rf $(VENV) kaapana-data .pytest_cache

@@ -1,4 +1,4 @@
-"""What the ingest and query benchmarks share: the receivers under test, DCMTK clients, timing.
+"""What the benchmarks share: the servers under test, DCMTK clients, timing.
 
 Every server is started fresh per run in its own temporary folder on random loopback ports, and
 stopped by the benchmark, so a run leaves nothing behind and two runs never see each other's data.
@@ -18,14 +18,16 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import ExitStack, chdir
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, chdir, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from pydicom import Dataset
+from sqlalchemy import create_engine, text
 
 from kaapana.config import Settings
 from kaapana.testing.synthetic import GENERATOR_VERSION, write_datasets
@@ -39,6 +41,12 @@ STORESCU = Path("/usr/bin/storescu")
 FINDSCU = Path("/usr/bin/findscu")
 ECHOSCU = Path("/usr/bin/echoscu")
 ORTHANC = Path("/usr/sbin/Orthanc")
+# Debian's orthanc-dicomweb; loaded only where a benchmark asks for DICOMweb.
+ORTHANC_DICOMWEB = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+# The database the tests use; each run works in a schema of its own (see postgres_schema).
+POSTGRES_URL = os.environ.get(
+    "KAAPANA_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 HOST = "127.0.0.1"
 KAAPANA_AE = "KAAPANA"
 ORTHANC_AE = "ORTHANC"
@@ -185,15 +193,18 @@ class Server:
 
 
 class Kaapana(Server):
-    """`kaapana serve` with default settings apart from the ports and a fresh data dir."""
+    """`kaapana serve` with default settings apart from the ports and a fresh data dir; with
+    ``database_url`` the index lives there (e.g. a schema from ``postgres_schema``) instead of
+    the default SQLite file."""
 
     name = "kaapana"
     ae_title = KAAPANA_AE
 
-    def __init__(self) -> None:
+    def __init__(self, database_url: str | None = None) -> None:
         super().__init__()
         self.data_dir = self.workdir / "data"
         self.http_port = free_port()
+        self.database_url = database_url
 
     def command(self) -> list[str]:
         return [
@@ -207,29 +218,92 @@ class Kaapana(Server):
             str(self.http_port),
         ]
 
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        if self.database_url is not None:
+            env["KAAPANA_DATABASE_URL"] = self.database_url
+        return env
+
+    def cli(self, *args: str, timeout: float = 1800.0) -> str:
+        """Run `kaapana --data-dir D ARGS` against this server's data (and database); its
+        stdout. Before the server starts, this also creates the data dir and the `admin` user."""
+        with tempfile.TemporaryFile() as log:
+            result = subprocess.run(
+                [str(KAAPANA), "--data-dir", str(self.data_dir), *args],
+                cwd=self.workdir,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                timeout=timeout,
+                check=False,
+            )
+            if result.returncode != 0:
+                log.seek(0)
+                output = log.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"kaapana {args[0]} exited {result.returncode}: {output}")
+        return result.stdout.decode()
+
+    def admin_token(self) -> str:
+        """A bearer token of `admin` that may write, valid for a day: DICOMweb needs one."""
+        output = self.cli("tokens", "create", "admin", "--name", "bench", "--write", "--days", "1")
+        return output.strip().splitlines()[-1]
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{HOST}:{self.http_port}"
+
     def ready(self) -> bool:
         return _http_ok(f"http://{HOST}:{self.http_port}/healthz") and super().ready()
 
     def instances(self) -> int:
-        return count_kaapana_instances(self.data_dir)
+        return count_kaapana_instances(self.data_dir, self.database_url)
 
 
-def count_kaapana_instances(data_dir: Path) -> int:
+def count_kaapana_instances(data_dir: Path, database_url: str | None = None) -> int:
+    if database_url is not None:
+        engine = create_engine(database_url)
+        try:
+            with engine.connect() as conn:
+                return int(conn.execute(text("SELECT count(*) FROM instances")).scalar_one())
+        finally:
+            engine.dispose()
     with sqlite3.connect(f"file:{data_dir / 'kaapana.db'}?mode=ro", uri=True) as db:
         count: int = db.execute("SELECT count(*) FROM instances").fetchone()[0]
     return count
 
 
+@contextmanager
+def postgres_schema(url: str = POSTGRES_URL) -> Iterator[str]:
+    """A fresh schema in ``url``'s database, as the URL that makes it the search path; dropped
+    on exit, with everything in it (like the tests' ``postgres_url`` fixture)."""
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    schema = f"kp_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        separator = "&" if "?" in url else "?"
+        try:
+            yield f"{url}{separator}options=-csearch_path%3D{schema}"
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
 class Orthanc(Server):
-    """Debian's Orthanc with its defaults, except what keeps it private and plugin-free."""
+    """Debian's Orthanc with its defaults, except what keeps it private and plugin-free; with
+    ``dicomweb``, Debian's DICOMweb plugin is loaded and serves ``/dicom-web/`` (its defaults
+    otherwise, no authentication: HTTP answers local clients only)."""
 
     name = "orthanc"
     ae_title = ORTHANC_AE
 
-    def __init__(self) -> None:
+    def __init__(self, *, dicomweb: bool = False) -> None:
         super().__init__()
         self.http_port = free_port()
-        config = {
+        config: dict[str, Any] = {
             "Name": "kaapana-bench",
             "StorageDirectory": str(self.workdir / "storage"),
             "IndexDirectory": str(self.workdir / "index"),
@@ -246,6 +320,9 @@ class Orthanc(Server):
             "DicomAlwaysAllowEcho": True,
             "DicomAlwaysAllowFind": True,
         }
+        if dicomweb:
+            config["Plugins"] = [str(ORTHANC_DICOMWEB)]
+            config["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/"}
         (self.workdir / "orthanc.json").write_text(json.dumps(config, indent=2))
 
     def command(self) -> list[str]:
@@ -254,6 +331,10 @@ class Orthanc(Server):
     def env(self) -> dict[str, str]:
         # Orthanc's DICOM side is DCMTK: the same Nagle switch applies.
         return dcmtk_env()
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{HOST}:{self.http_port}"
 
     def ready(self) -> bool:
         return _http_ok(f"http://{HOST}:{self.http_port}/system") and super().ready()
