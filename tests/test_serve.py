@@ -4,6 +4,7 @@ import hashlib
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +21,14 @@ from kaapana.db.engine import session_factory
 from kaapana.db.models import Instance
 from kaapana.platform import Platform
 from kaapana.testing.synthetic import ct_series, write_datasets
-from tests.helpers import DCMTK_ENV, dcmtk, free_port, port_open, wait_until
+from tests.helpers import (
+    DCMTK_ENV,
+    dcmtk,
+    free_port,
+    port_open,
+    self_signed_certificate,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -33,13 +41,14 @@ class Server:
     http_port: int
 
 
-def start_server(data_dir: Path, workers: int = 2) -> Server:
+def start_server(data_dir: Path, workers: int = 2, **settings: str) -> Server:
     dicom_port, http_port = free_port(), free_port()
     env = {
         **os.environ,
         "KAAPANA_DATA_DIR": str(data_dir),
         "KAAPANA_DICOM_WORKERS": str(workers),
         "KAAPANA_SERIES_QUIET_SECONDS": "1",
+        **{f"KAAPANA_{name.upper()}": value for name, value in settings.items()},
     }
     process = subprocess.Popen(
         [
@@ -111,17 +120,26 @@ def servers() -> Iterator[list[Server]]:
             stop(running, signal.SIGKILL)
 
 
-@pytest.fixture
-def server(tmp_path: Path, servers: list[Server]) -> Server:
-    servers.append(start_server(tmp_path / "data"))
-    return servers[-1]
+ADMIN_PASSWORD = "serve-admin-password"
 
 
-def test_serve_answers_http_and_dicom_and_stops_gracefully(
-    server: Server, series_dir: Path
+def test_serve_answers_https_and_dicom_and_stops_gracefully(
+    tmp_path: Path, servers: list[Server], series_dir: Path
 ) -> None:
-    health = httpx.get(f"http://127.0.0.1:{server.http_port}/healthz", timeout=10)
-    assert health.json()["status"] == "ok"
+    cert, key = self_signed_certificate(tmp_path)
+    server = start_server(
+        tmp_path / "data",
+        tls_certfile=str(cert),
+        tls_keyfile=str(key),
+        admin_password=ADMIN_PASSWORD,
+    )
+    servers.append(server)
+    https = httpx.Client(
+        base_url=f"https://127.0.0.1:{server.http_port}",
+        verify=ssl.create_default_context(cafile=cert),
+    )
+    assert https.get("/healthz", timeout=10).json()["status"] == "ok"
+    assert https.get("/api/v1/studies").status_code == 401
     store = subprocess.run(
         storescu_folder(server, series_dir),
         env=DCMTK_ENV,
@@ -130,10 +148,14 @@ def test_serve_answers_http_and_dicom_and_stops_gracefully(
         timeout=120,
     )
     assert store.returncode == 0, store.stderr
-    studies = httpx.get(f"http://127.0.0.1:{server.http_port}/api/v1/studies", timeout=10).json()
+    login = https.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    assert login.status_code == 200
+    assert "secure" in login.headers["set-cookie"].lower()  # served over TLS
+    studies = https.get("/api/v1/studies", timeout=10).json()["items"]
     assert len(studies) == 1
     assert studies[0]["number_of_study_related_instances"] == 200
     assert studies[0]["modalities_in_study"] == ["CT"]
+    https.close()
     output = stop(server)
     assert server.process.returncode == 130  # the shell's code for Ctrl-C, after a clean stop
     assert "pending index writes committed" in output

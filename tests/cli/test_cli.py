@@ -1,6 +1,8 @@
 """The ``kaapana`` command as a user types it (in-process, through typer's runner)."""
 
+import getpass
 import json
+import re
 import shutil
 import subprocess
 import zipfile
@@ -166,3 +168,47 @@ def test_demo_loads_a_synthetic_cohort(tmp_path: Path) -> None:
     with Platform(Settings(data_dir=tmp_path / "data")) as platform:
         keys = list(platform.store.keys("dicom"))
     assert len(keys) > 10
+
+
+def test_users_projects_tokens_and_audit(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = runner.invoke(app, ["--data-dir", str(data), "projects", "add", "lung"])
+    assert first.exit_code == 0, first.output
+    password = re.search(r"created user 'admin' with password: (\S+)", first.stderr)
+    assert password is not None
+    assert "password" not in kaapana(data, "projects", "list")  # shown once only
+    kaapana(data, "users", "add", "alice", "--password", "alice-password")
+    assert "at least 8" in kaapana(data, "users", "add", "bob", "--password", "short", code=1)
+    kaapana(data, "projects", "grant", "lung", "alice", "scientist")
+    kaapana(data, "projects", "grant", "lung", "alice", "overlord", code=2)
+    members = json.loads(kaapana(data, "projects", "members", "lung", "--json"))
+    assert members == [{"username": "alice", "role": "scientist"}]
+    created = runner.invoke(
+        app,
+        ["--data-dir", str(data), "tokens", "create", "alice", "--name", "nb", "--project", "lung"],
+    )
+    assert created.exit_code == 0, created.output
+    secret = created.stdout.strip()
+    with Platform(Settings(data_dir=data)) as platform:
+        user, token = platform.auth.tokens.verify(secret)
+        assert (user.username, token.projects, token.can_write) == ("alice", ["lung"], False)
+        assert platform.auth.login("admin", password.group(1), address="cli-test")[0].is_admin
+    listed = kaapana(data, "tokens", "list", "--json")
+    assert secret not in listed
+    assert json.loads(listed)[0]["state"] == "active"
+    kaapana(data, "tokens", "revoke", str(token.id))
+    assert json.loads(kaapana(data, "tokens", "list", "alice", "--json"))[0]["state"] == "revoked"
+    kaapana(data, "projects", "access", "lung", "--calling-ae", "CT1", "--network", "10.0.0.0/8")
+    assert "allowed_networks" in kaapana(
+        data, "projects", "access", "lung", "--network", "not-a-net", code=1
+    )
+    kaapana(data, "users", "set", "alice", "--inactive")
+    events = json.loads(kaapana(data, "audit", "--actor", "cli:" + getpass.getuser(), "--json"))
+    actions = [event["action"] for event in events]
+    assert {"user.create", "membership.set", "token.create", "token.revoke", "user.update"} <= set(
+        actions
+    )
+    kaapana(data, "users", "remove", "alice")
+    assert [u["username"] for u in json.loads(kaapana(data, "users", "list", "--json"))] == [
+        "admin"
+    ]
