@@ -4,6 +4,7 @@ from types import TracebackType
 from typing import Self
 
 from kaapana.archive import Archive, EventBus
+from kaapana.archive.deletion import finish_removals
 from kaapana.auth.service import Auth
 from kaapana.config import Settings
 from kaapana.db import create_engine_for, upgrade
@@ -23,6 +24,7 @@ class Platform:
         self.events = EventBus()
         self.archive = Archive(settings=settings, engine=self.engine, store=self.store)
         self.auth = Auth(settings=settings, engine=self.engine, projects=self.archive.projects)
+        self.removal_intents = settings.data_dir / "removals"
         # Set on the first start only: the generated password of `admin`, for the CLI to print.
         self.initial_admin_password: str | None = None
         if migrate:
@@ -32,6 +34,7 @@ class Platform:
                 password.get_secret_value() if password else None
             )
             self.archive.recover()
+            finish_removals(self.engine, self.store, self.removal_intents)
 
     def close(self) -> None:
         self.archive.close()

@@ -3,16 +3,22 @@
 Data is stored once and made visible to projects, so deleting "from a project" unlinks; only a
 series that no project holds any more loses its rows and files. Rows go in one transaction;
 files are deleted after it commits, so a failure never leaves a row pointing at a missing file.
+The keys to delete are written (and fsynced) to an intent file before the commit, so a crash
+between commit and file deletion is finished on the next start (``finish_removals``) instead of
+leaving files that ``kaapana check`` would index again: deleted data stays deleted.
 """
 
-from collections.abc import Iterable
+import logging
+import os
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine, delete, exists, select
 from sqlalchemy.orm import Session
 
 from kaapana.archive.visibility import ProjectScope
-from kaapana.db.engine import write_transaction
+from kaapana.db.engine import session_factory, write_transaction
 from kaapana.db.models import (
     Dataset,
     DatasetSeries,
@@ -24,6 +30,9 @@ from kaapana.db.models import (
 )
 from kaapana.errors import NotFound
 from kaapana.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+INTENT_SUFFIX = ".removal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +49,7 @@ def remove(
     study: str,
     series: str | None = None,
     projects: ProjectScope,
+    intents: Path,
 ) -> Removal:
     """Unlink the study (or one series) from ``projects`` (None: from all, i.e. delete it)."""
     with write_transaction(engine) as session:
@@ -82,12 +92,47 @@ def remove(
         keys = list(
             session.scalars(select(Instance.storage_key).where(Instance.series_pk.in_(orphans)))
         )
+        intent = _write_intent(intents, keys) if keys else None
         if orphans:
             session.execute(delete(Instance).where(Instance.series_pk.in_(orphans)))
             session.execute(delete(Series).where(Series.id.in_(orphans)))
             _drop_empty_parents(session)
-    _delete_files(store, keys)
+    for key in keys:
+        store.delete(key)
+    if intent is not None:
+        intent.unlink()
     return Removal(len(series_pks), len(orphans), len(keys))
+
+
+def _write_intent(intents: Path, keys: list[str]) -> Path:
+    intents.mkdir(parents=True, exist_ok=True)
+    path = intents / f"{uuid.uuid4().hex}{INTENT_SUFFIX}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, "\n".join(keys).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
+
+
+def finish_removals(engine: Engine, store: ObjectStore, intents: Path) -> int:
+    """Delete the files of removals that committed before a crash; returns how many."""
+    deleted = 0
+    for path in sorted(intents.glob(f"*{INTENT_SUFFIX}")) if intents.is_dir() else []:
+        keys = [key for key in path.read_text().splitlines() if key]
+        with session_factory(engine)() as session:
+            indexed = set(
+                session.scalars(select(Instance.storage_key).where(Instance.storage_key.in_(keys)))
+            )
+        for key in keys:
+            if key not in indexed:  # the removal committed; a rolled-back one keeps its files
+                store.delete(key)
+                deleted += 1
+        path.unlink()
+    if deleted:
+        log.warning("finished an interrupted removal: %d files deleted", deleted)
+    return deleted
 
 
 def _drop_empty_parents(session: Session) -> None:
@@ -97,9 +142,4 @@ def _drop_empty_parents(session: Session) -> None:
     session.execute(delete(Patient).where(Patient.id.in_(empty_patients.scalar_subquery())))
 
 
-def _delete_files(store: ObjectStore, keys: Iterable[str]) -> None:
-    for key in keys:
-        store.delete(key)
-
-
-__all__ = ["Removal", "remove"]
+__all__ = ["INTENT_SUFFIX", "Removal", "finish_removals", "remove"]

@@ -50,6 +50,7 @@ def _delete(request: Request, context: DicomwebContext, study: str, series: str 
         study=study,
         series=series,
         projects=projects,
+        intents=context.platform.removal_intents,
     )
     context.platform.auth.audit.record(
         "delete",
