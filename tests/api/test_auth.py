@@ -87,3 +87,19 @@ def test_metrics_for_administrators(site: Site) -> None:
         'kaapana_http_requests_total{method="GET",route="/dicomweb/studies",status="200"}' in text
     )
     assert "kaapana_http_request_duration_seconds_bucket" in text
+
+
+def test_audit_trail_over_rest(site: Site) -> None:
+    site.client.post("/api/v1/auth/login", json={"username": "sci_a", "password": "wrong-one"})
+    study = site.study_a[0].StudyInstanceUID
+    site.get(f"/dicomweb/studies/{study}/metadata", "sci_a")
+    site.get(f"/dicomweb/studies/{study}/metadata", "sci_a")  # within the minute: one record
+    assert site.get("/api/v1/audit", "sci_a").status_code == 403
+    logins = site.get("/api/v1/audit", params={"action": "login"}).json()
+    assert [(e["actor"], e["outcome"]) for e in logins] == [("sci_a", "failure")]
+    retrievals = site.get("/api/v1/audit", params={"actor": "sci_a", "action": "retrieve"}).json()
+    assert [e["target"] for e in retrievals] == [f"study:{study}"]
+    assert retrievals[0]["detail"]["kind"] == "metadata"
+    first_page = site.get("/api/v1/audit", params={"limit": 1}).json()
+    older = site.get("/api/v1/audit", params={"before_id": first_page[0]["id"]}).json()
+    assert older and all(e["id"] < first_page[0]["id"] for e in older)

@@ -1,26 +1,14 @@
 """The audit trail, for administrators."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from kaapana.api.deps import AdminPrincipal, PlatformDep
+from kaapana.auth.audit import AuditRecord
 
 router = APIRouter(prefix="/audit", tags=["audit"])
-
-
-class AuditEventPublic(BaseModel):
-    id: int
-    time: datetime
-    actor: str
-    action: str
-    outcome: str
-    target: str
-    project: str | None
-    address: str | None
-    detail: dict[str, Any]
 
 
 @router.get("", operation_id="list_audit_events")
@@ -34,9 +22,9 @@ def list_audit_events(
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-) -> list[AuditEventPublic]:
+) -> list[AuditRecord]:
     """Newest first; for the next page pass the smallest ``id`` seen as ``before_id``."""
-    records = platform.auth.audit.query(
+    return platform.auth.audit.query(
         actor=actor,
         action=action,
         project=project,
@@ -45,7 +33,6 @@ def list_audit_events(
         limit=limit,
         before_id=before_id,
     )
-    return [AuditEventPublic.model_validate(r, from_attributes=True) for r in records]
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:
