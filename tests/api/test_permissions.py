@@ -5,7 +5,7 @@ and an administrator. Target: project A and its study. DIMSE callers identify th
 User Identity Negotiation (username + API token) on project A's AE title, which demands it.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ from kaapana.archive.nodes import Nodes
 from kaapana.dimse.scp import start_scp
 from kaapana.testing import ct_series
 from tests.api.conftest import Site
-from tests.helpers import part10
+from tests.helpers import part10, wait_until
 
 SUBJECTS = ("anonymous", "sci_a", "pi_a", "sci_b", "admin")
 ALLOW, DENY, HIDDEN, NO_AUTH = "allow", "deny", "hidden", "unauthenticated"
@@ -127,6 +127,12 @@ def destination(site: Site) -> Iterator[list[Dataset]]:
     server.shutdown()
 
 
+def wait_for(fetch: Callable[[], list[Any]]) -> list[Any]:
+    """The association's end (and its audit record) follows the release by a moment."""
+    wait_until(lambda: bool(fetch()), 10, "the audit record")
+    return fetch()
+
+
 def _associate(site: Site, port: int, who: str, contexts: list[Any], roles: list[Any]) -> Any:
     ae = AE(ae_title="MATRIX")
     for context in contexts:
@@ -203,3 +209,11 @@ def test_dimse_permission_matrix(
     interfaces = [name for name in MATRIX if name.startswith("C-")]
     outcomes = {name: _dimse(site, name, who, dimse, destination) for name in interfaces}
     assert outcomes == {name: MATRIX[name][who] for name in interfaces}
+    audit = site.platform.auth.audit
+    retrievals = {e.detail["kind"] for e in audit.query(actor=who, action="retrieve")}
+    stores = audit.query(actor=who, action="store")
+    if MATRIX["C-MOVE"][who] == ALLOW:
+        assert retrievals == {"C-MOVE", "C-GET"}
+        assert wait_for(lambda: audit.query(actor=who, action="store"))[0].detail["via"] == "DIMSE"
+    else:
+        assert not retrievals and not stores

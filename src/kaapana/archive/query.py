@@ -86,6 +86,7 @@ class RetrieveItem:
     sop_instance_uid: str
     transfer_syntax_uid: str
     storage_key: str
+    study_instance_uid: str
 
 
 def _pk(row: Any, level: QueryRetrieveLevelValues) -> int:
@@ -298,6 +299,7 @@ class ArchiveQuery:
                 Instance.sop_instance_uid,
                 Instance.transfer_syntax_uid,
                 Instance.storage_key,
+                Study.study_instance_uid,
             )
             .join(Series, Instance.series_pk == Series.id)
             .join(Study, Series.study_pk == Study.id)

@@ -13,6 +13,7 @@ scanners that cannot send one are admitted by AE title and network rules instead
 import logging
 import threading
 import weakref
+from collections import Counter
 from dataclasses import dataclass, field
 
 from pynetdicom import evt
@@ -39,7 +40,14 @@ class AssociationContext:
     calling_ae_title: str
     dataset: str | None
     principal: Principal | None = None
+    address: str = ""
+    stored_studies: Counter[str] = field(default_factory=Counter)
     _target: StoreTarget | None = field(default=None, repr=False)
+
+    @property
+    def actor(self) -> str:
+        """Who acts, for the audit trail: the negotiated user, else the calling AE title."""
+        return self.principal.username if self.principal else f"dicom:{self.calling_ae_title}"
 
     @property
     def sees_everything(self) -> bool:
@@ -99,8 +107,11 @@ class AssociationRegistry:
         dataset = None
         if calling.lower().startswith(DATASET_AE_PREFIX) and len(calling) > len(DATASET_AE_PREFIX):
             dataset = calling[len(DATASET_AE_PREFIX) :]
+        context = AssociationContext(
+            project, calling, dataset, address=assoc.requestor.address or ""
+        )
         with self._lock:
-            self._contexts[assoc] = AssociationContext(project, calling, dataset)
+            self._contexts[assoc] = context
 
     def handle_user_id(
         self,
@@ -129,6 +140,37 @@ class AssociationRegistry:
             return False, None
         context.principal = principal
         return True, None
+
+    def handle_ended(self, event: evt.Event) -> None:
+        """EVT_RELEASED / EVT_ABORTED: one audit record for what the association stored."""
+        with self._lock:
+            context = self._contexts.pop(event.assoc, None)
+        if context is None or not context.stored_studies:
+            return
+        self._auth.audit.record(
+            "store",
+            actor=context.actor,
+            target=",".join(sorted(context.stored_studies))[:1024],
+            project=context.project.name,
+            address=context.address,
+            detail={
+                "via": "DIMSE",
+                "calling_ae_title": context.calling_ae_title,
+                "instances": sum(context.stored_studies.values()),
+            },
+        )
+
+    def audit_retrieval(
+        self, context: AssociationContext, operation: str, studies: set[str]
+    ) -> None:
+        self._auth.audit.record(
+            "retrieve",
+            actor=context.actor,
+            target=",".join(sorted(f"study:{uid}" for uid in studies))[:1024],
+            project=context.project.name,
+            address=context.address,
+            detail={"kind": operation, "calling_ae_title": context.calling_ae_title},
+        )
 
     @staticmethod
     def _reject(assoc: Association, reason: int) -> None:

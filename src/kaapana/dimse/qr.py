@@ -110,6 +110,8 @@ def _resolve(
         except InvalidInput as exc:
             return failure.status(statuses.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, exc.detail)
         log.info("%s of %d instances for %s", operation, len(items), context.calling_ae_title)
+        if items:
+            registry.audit_retrieval(context, operation, {i.study_instance_uid for i in items})
         return items
     return failure.result
 

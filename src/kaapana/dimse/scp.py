@@ -97,6 +97,8 @@ def build_ae(platform: Platform) -> tuple[AE, list[Any]]:
     handlers = [
         (evt.EVT_REQUESTED, registry.handle_requested),
         (evt.EVT_USER_ID, registry.handle_user_id),
+        (evt.EVT_RELEASED, registry.handle_ended),
+        (evt.EVT_ABORTED, registry.handle_ended),
         (evt.EVT_C_STORE, handle_store, [archive, registry]),
         (evt.EVT_C_FIND, handle_find, [archive, registry]),
         (evt.EVT_C_MOVE, handle_move, [archive, registry]),

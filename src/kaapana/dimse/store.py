@@ -43,6 +43,7 @@ def handle_store(
                 result.sop_instance_uid,
                 request.AffectedSOPInstanceUID,
             )
+        registry.context(event.assoc).stored_studies[result.study_instance_uid] += 1
         if context_sop_class != str(request.AffectedSOPClassUID).strip("\x00 "):
             log.warning("C-STORE of %s: SOP Class differs from context", result.sop_instance_uid)
         return statuses.SUCCESS
