@@ -14,16 +14,14 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 from pydicom.data import get_testdata_file
 
+from kaapana.dicomweb.media_types import AcceptedType, parse_accept, parse_media_type
 from kaapana.dicomweb.multipart import (
-    AcceptedType,
     OutgoingPart,
     Part,
     boundary_of,
     multipart_content_type,
     multipart_stream,
     new_boundary,
-    parse_accept,
-    parse_media_type,
     read_parts,
 )
 from kaapana.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType

@@ -12,7 +12,7 @@ from typing import Final
 from pydicom.uid import ExplicitVRLittleEndian
 
 from kaapana.archive.frames import OCTET_STREAM, frame_media_type
-from kaapana.dicomweb.multipart import AcceptedType, parse_accept
+from kaapana.dicomweb.media_types import AcceptedType, parse_accept
 from kaapana.errors import NotAcceptable
 
 DICOM: Final = "application/dicom"

@@ -19,7 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from kaapana.archive import Archive, StoreResult, StoreTarget
 from kaapana.archive.metadata import ensure_part10, read_header
 from kaapana.dicomweb.context import DICOM_JSON, ContextDep, DicomwebContext
-from kaapana.dicomweb.multipart import Part, boundary_of, parse_media_type, read_parts
+from kaapana.dicomweb.media_types import parse_media_type
+from kaapana.dicomweb.multipart import Part, boundary_of, read_parts
 from kaapana.dicomweb.negotiation import DICOM
 from kaapana.dicomweb.uids import check_uid
 from kaapana.errors import (
