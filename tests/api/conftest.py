@@ -53,8 +53,9 @@ def _store(platform: Platform, datasets: list[Dataset], project: str) -> None:
 
 
 @pytest.fixture
-def site(make_settings: Callable[..., Settings]) -> Iterator[Site]:
-    settings = make_settings(admin_password=ADMIN_PASSWORD)
+def site(make_settings: Callable[..., Settings], database_url: str | None) -> Iterator[Site]:
+    """On SQLite and, where it is reachable, on PostgreSQL."""
+    settings = make_settings(admin_password=ADMIN_PASSWORD, database_url=database_url)
     with Platform(settings) as platform:
         projects = platform.archive.projects
         a = projects.create("A", ae_title="PROJ_A")

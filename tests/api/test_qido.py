@@ -20,6 +20,8 @@ def test_study_search_carries_the_required_attributes(site: Site) -> None:
     assert a["00080061"]["Value"] == ["CT", "MR"]  # ModalitiesInStudy
     assert a["00201206"]["Value"] == [2]  # NumberOfStudyRelatedSeries
     assert a["00201208"]["Value"] == [6]  # NumberOfStudyRelatedInstances
+    assert a["00100010"] == {"vr": "PN", "Value": [{"Alphabetic": "Phantom^One"}]}
+    assert a["00080050"] == {"vr": "SH"} or "Value" in a["00080050"]  # AccessionNumber
     uid = site.study_a[0].StudyInstanceUID
     assert a["00081190"]["Value"] == [f"http://testserver/dicomweb/studies/{uid}"]
     assert "00080052" not in a  # QueryRetrieveLevel is C-FIND's, not QIDO's

@@ -8,7 +8,7 @@ their precomputed DICOM JSON. Nothing visible answers ``NotFound``, whether it e
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Text, cast, select
 
 from kaapana.archive.visibility import ProjectScope, visible_series
 from kaapana.db.engine import session_factory
@@ -26,7 +26,7 @@ class StoredObject:
     storage_key: str
     size: int
     number_of_frames: int
-    metadata: dict[str, Any] | None = None
+    metadata: str | None = None  # the stored DICOM JSON, as JSON text
 
     @property
     def path(self) -> str:
@@ -65,8 +65,8 @@ def stored_instances(
         Instance.size,
         Instance.number_of_frames,
     ]
-    if with_metadata:
-        columns.append(Instance.metadata_json)
+    if with_metadata:  # as text: answers embed it verbatim, decoding it would cost the most
+        columns.append(cast(Instance.metadata_json, Text))
     statement = (
         select(*columns)
         .join(Series, Instance.series_pk == Series.id)

@@ -89,6 +89,17 @@ class RetrieveItem:
     study_instance_uid: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Matches:
+    """What one query found: rows, their JSON documents and computed values, in order."""
+
+    level: QueryRetrieveLevelValues
+    keys: list[DataElement]
+    rows: Sequence[Any]
+    documents: dict[int, Document]
+    computed: ComputedValues
+
+
 def _pk(row: Any, level: QueryRetrieveLevelValues) -> int:
     return int(row._mapping[_PKS[level][1]])
 
@@ -185,6 +196,64 @@ class ArchiveQuery:
         transaction stays open while a peer reads responses; the data sets are built as the
         caller iterates, so a cancelled C-FIND builds no more of them.
         """
+        matches = self._match(model, identifier, projects, limit, offset)
+        responses = _Responses(
+            matches.level,
+            model,
+            matches.keys,
+            computed=matches.computed,
+            charset=identifier.get("SpecificCharacterSet"),
+            retrieve_ae_title=retrieve_ae_title,
+        )
+        return (
+            responses.build(row, matches.documents.get(_pk(row, matches.level)))
+            for row in matches.rows
+        )
+
+    def find_json(
+        self,
+        *,
+        model: InformationModelValues,
+        identifier: Dataset,
+        projects: ProjectScope,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Document]:
+        """The same matches as DICOM JSON (PS3.18 F.2), built without pydicom data sets.
+
+        QIDO-RS answers in JSON, and the stored attributes are JSON already; going through data
+        sets would cost more than the query. Bulk data URIs stay relative to the DICOMweb root.
+        """
+        matches = self._match(model, identifier, projects, limit, offset)
+        responses = _Responses(
+            matches.level,
+            model,
+            matches.keys,
+            computed=matches.computed,
+            charset=None,
+            retrieve_ae_title=None,
+        )
+        plan = [(key, f"{key.element.tag:08X}") for key in responses.keys]
+        answers = []
+        for row in matches.rows:
+            document = matches.documents.get(_pk(row, matches.level)) or {}
+            answer: Document = {}
+            for key, tag in plan:
+                if key.source == "json":
+                    answer[tag] = document.get(tag) or {"vr": key.vr}
+                else:
+                    answer[tag] = json_value(key.vr, responses.value(key, row))
+            answers.append(answer)
+        return answers
+
+    def _match(
+        self,
+        model: InformationModelValues,
+        identifier: Dataset,
+        projects: ProjectScope,
+        limit: int | None,
+        offset: int,
+    ) -> "_Matches":
         level = query_level(identifier, model)
         keys = [
             element
@@ -205,15 +274,7 @@ class ArchiveQuery:
                 ]
                 rows = rows[offset : None if limit is None else offset + limit]
             computed = self._computed(session, level, rows, keys, projects)
-        responses = _Responses(
-            level,
-            model,
-            keys,
-            computed=computed,
-            charset=identifier.get("SpecificCharacterSet"),
-            retrieve_ae_title=retrieve_ae_title,
-        )
-        return (responses.build(row, documents.get(_pk(row, level))) for row in rows)
+        return _Matches(level, keys, rows, documents, computed)
 
     def _plan(
         self, level: QueryRetrieveLevelValues, keys: list[DataElement], projects: ProjectScope
@@ -364,7 +425,12 @@ class _Responses:
         vr = dictionary_VR(element.tag) if known else element.VR
         return _ReturnKey(element, source, vr)
 
-    def _value(self, key: _ReturnKey, row: Any) -> Any:
+    @property
+    def keys(self) -> list[_ReturnKey]:
+        return self._keys
+
+    def value(self, key: _ReturnKey, row: Any) -> Any:
+        """The value of a non-JSON return key for one row."""
         keyword = key.element.keyword
         if key.source == "column":
             return row._mapping[keyword]
@@ -384,7 +450,7 @@ class _Responses:
             if key.source == "json":
                 element = json_element(key.element, document)
             else:
-                value = self._value(key, row)
+                value = self.value(key, row)
                 empty = value is None or value == "" or value == []
                 element = DataElement(
                     key.element.tag, key.vr, None if empty else value, validation_mode=config.IGNORE
@@ -399,9 +465,30 @@ class _Responses:
         return Dataset(elements)
 
 
+_JSON_INTEGER_VRS: Final = frozenset({"IS", "SL", "SS", "SV", "UL", "US", "UV"})
+_JSON_DECIMAL_VRS: Final = frozenset({"DS", "FD", "FL"})
+
+
+def json_value(vr: str, value: Any) -> Document:
+    """An index value as a DICOM JSON element (PS3.18 F.2.3): numbers as numbers, PN as a name."""
+    if value is None or value == "" or value == []:
+        return {"vr": vr}
+    values = list(value) if isinstance(value, list | tuple | MultiValue) else [value]
+    if vr == "PN":
+        return {"vr": vr, "Value": [{"Alphabetic": str(v)} for v in values]}
+    try:
+        if vr in _JSON_INTEGER_VRS:
+            return {"vr": vr, "Value": [int(v) for v in values]}
+        if vr in _JSON_DECIMAL_VRS:
+            return {"vr": vr, "Value": [float(v) for v in values]}
+    except (TypeError, ValueError):
+        return {"vr": vr}
+    return {"vr": vr, "Value": [str(v) for v in values]}
+
+
 def _empty(keyword: str) -> DataElement:
     tag = cast(int, tag_for_keyword(keyword))
     return DataElement(tag, dictionary_VR(tag), None)
 
 
-__all__ = ["UTF8", "ArchiveQuery", "RetrieveItem"]
+__all__ = ["UTF8", "ArchiveQuery", "RetrieveItem", "json_value"]

@@ -146,6 +146,12 @@ class Projects:
         except IntegrityError as exc:
             raise Conflict(f"AE title {ae_title!r} belongs to another project") from exc
 
+    def pks_named(self, names: Sequence[str]) -> set[int]:
+        if not names:
+            return set()
+        with self._sessions() as session:
+            return set(session.scalars(select(Project.id).where(Project.name.in_(names))))
+
     def by_ae_title(self, ae_title: str) -> Project | None:
         with self._sessions() as session:
             return session.scalar(select(Project).where(Project.ae_title == ae_title.strip()))

@@ -34,6 +34,7 @@ class Auth:
         self.audit = Audit(engine)
         self.throttle = LoginThrottle(max_failures=settings.login_max_failures)
         self._oidc = OidcVerifier(settings) if settings.oidc_issuer else None
+        self._admin_pk: int | None = None
 
     def bootstrap(self, admin_password: str | None) -> str | None:
         """First start: the ``admin`` user; returns the generated password to print once."""
@@ -136,6 +137,13 @@ class Auth:
             self.users.touch_login(user.id)
         return self.principal_for(user, via="oidc")
 
+    def _admin_project_pk(self) -> int | None:
+        """Created once at the first start and never renamed, so looked up once."""
+        if self._admin_pk is None:
+            admin = self.projects.find(ADMIN_PROJECT)
+            self._admin_pk = admin.id if admin else None
+        return self._admin_pk
+
     def principal_for(
         self,
         user: User,
@@ -145,12 +153,11 @@ class Auth:
         csrf_token: str | None = None,
     ) -> Principal:
         roles = self.users.roles_of(user.id)
-        admin_project = self.projects.find(ADMIN_PROJECT)
-        admin_pk = admin_project.id if admin_project else None
+        admin_pk = self._admin_project_pk()
         sees_everything = user.is_admin or admin_pk in roles
         can_write = True
         if token is not None:
-            allowed = {p.id for p in self.projects.list() if p.name in (token.projects or [])}
+            allowed = self.projects.pks_named(token.projects or [])
             if token.projects is not None:
                 if user.is_admin:
                     roles = dict.fromkeys(allowed, RoleValues.principal_investigator)

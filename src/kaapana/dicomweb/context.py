@@ -7,6 +7,7 @@ for viewers and peers such as Orthanc.
 """
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -113,6 +114,14 @@ def absolute_bulk_data(document: dict[str, Any], base_url: str) -> dict[str, Any
     return result
 
 
+_BULK_DATA_URI = re.compile(r'"BulkDataURI":\s*"')
+
+
+def absolute_bulk_data_text(document: str, base_url: str) -> str:
+    """The same for JSON text: inside JSON strings quotes are escaped, so this finds keys only."""
+    return _BULK_DATA_URI.sub(lambda _match: f'"BulkDataURI":"{base_url}', document)
+
+
 def dicom_json_response(
     documents: Iterable[dict[str, Any]], *, headers: dict[str, str] | None = None
 ) -> Response:
@@ -125,6 +134,7 @@ __all__ = [
     "ContextDep",
     "DicomwebContext",
     "absolute_bulk_data",
+    "absolute_bulk_data_text",
     "dicom_json_response",
     "dicomweb_context",
 ]

@@ -40,8 +40,8 @@ DEFAULT_MEMORY_LIMIT = 64 * 1024 * 1024
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 """Longest header block of one part: DICOMweb parts have a handful of short headers."""
 
-FILE_CHUNK_BYTES = 1024 * 1024
-"""Chunk size for streaming file bodies: few thread hops per megabyte, little memory each."""
+FILE_CHUNK_BYTES = 4 * 1024 * 1024
+"""Size of the pieces a streamed body is written in: few thread hops, little memory each."""
 
 _SPOOL_FLUSH_BYTES = 1024 * 1024
 _MAX_TRANSPORT_PADDING = 1024
@@ -278,18 +278,27 @@ def multipart_stream(
 def _encode(
     parts: Iterable[OutgoingPart], dash_boundary: bytes, chunk_size: int
 ) -> Iterator[bytes]:
+    """Pieces of about ``chunk_size``: each one crosses from a worker thread to the event loop
+    and into the socket, so many small parts (headers, 500 kB slices) go out together."""
+    pending = bytearray()
     opening = dash_boundary  # the first delimiter needs no CRLF: the body starts with it
     for part in parts:
-        yield opening + b"\r\n" + part.header_block()
+        pending += opening + b"\r\n" + part.header_block()
         if isinstance(part.body, bytes):
-            if part.body:
-                yield part.body
+            pending += part.body
         else:
             with open(part.body, "rb") as file:
                 while chunk := file.read(chunk_size):
-                    yield chunk
+                    pending += chunk
+                    if len(pending) >= chunk_size:
+                        yield bytes(pending)
+                        pending.clear()
+        if len(pending) >= chunk_size:
+            yield bytes(pending)
+            pending.clear()
         opening = b"\r\n" + dash_boundary  # the CRLF ending a body belongs to the delimiter
-    yield opening + b"--\r\n"
+    pending += opening + b"--\r\n"
+    yield bytes(pending)
 
 
 class _EndOfPart:

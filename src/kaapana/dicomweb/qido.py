@@ -189,14 +189,12 @@ def search(
         identifier[keyword] = _element(keyword, uid)
     limit = _bounded("limit", params.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)
     offset = _bounded("offset", params.get("offset"), 0, 10**9)
-    matches = list(
-        ArchiveQuery(context.platform.engine).find(
-            model=InformationModelValues.STUDY_ROOT,
-            identifier=identifier,
-            projects=context.scope,
-            limit=limit + 1,
-            offset=offset,
-        )
+    matches = ArchiveQuery(context.platform.engine).find_json(
+        model=InformationModelValues.STUDY_ROOT,
+        identifier=identifier,
+        projects=context.scope,
+        limit=limit + 1,
+        offset=offset,
     )
     headers = {}
     if len(matches) > limit:
@@ -213,17 +211,20 @@ def search(
 
 
 def _document(
-    context: DicomwebContext, level: QueryRetrieveLevelValues, match: Dataset
+    context: DicomwebContext, level: QueryRetrieveLevelValues, match: dict[str, Any]
 ) -> dict[str, Any]:
-    del match.QueryRetrieveLevel
-    document: dict[str, Any] = match.to_json_dict()
-    path = f"studies/{match.StudyInstanceUID}"
+    document = absolute_bulk_data(match, context.base_url)
+    path = f"studies/{_first(match, '0020000D')}"
     if level is not _Level.STUDY:
-        path += f"/series/{match.SeriesInstanceUID}"
+        path += f"/series/{_first(match, '0020000E')}"
     if level is _Level.IMAGE:
-        path += f"/instances/{match.SOPInstanceUID}"
+        path += f"/instances/{_first(match, '00080018')}"
     document["00081190"] = {"vr": "UR", "Value": [context.url(path)]}
     return document
+
+
+def _first(document: dict[str, Any], tag: str) -> str:
+    return str(document[tag]["Value"][0])
 
 
 def _merge_stored(

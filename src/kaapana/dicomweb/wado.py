@@ -23,10 +23,10 @@ from kaapana.archive.instances import StoredObject, stored_instances
 from kaapana.archive.rendering import RENDERED_MEDIA_TYPES, Viewport, render, thumbnail
 from kaapana.archive.transcode import can_transcode, to_explicit_vr_little_endian
 from kaapana.dicomweb.context import (
+    DICOM_JSON,
     ContextDep,
     DicomwebContext,
-    absolute_bulk_data,
-    dicom_json_response,
+    absolute_bulk_data_text,
 )
 from kaapana.dicomweb.multipart import (
     OutgoingPart,
@@ -154,9 +154,10 @@ def retrieve_instance(
 
 
 def _metadata(context: DicomwebContext, found: list[StoredObject]) -> Response:
-    return dicom_json_response(
-        absolute_bulk_data(stored.metadata or {}, context.base_url) for stored in found
+    documents = ",".join(
+        absolute_bulk_data_text(stored.metadata or "{}", context.base_url) for stored in found
     )
+    return Response(f"[{documents}]", media_type=DICOM_JSON)
 
 
 @router.get("/studies/{study}/metadata", include_in_schema=False)
