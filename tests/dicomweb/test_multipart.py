@@ -20,6 +20,7 @@ from kaapana.dicomweb.multipart import (
     Part,
     boundary_of,
     multipart_content_type,
+    multipart_length,
     multipart_stream,
     new_boundary,
     read_parts,
@@ -626,3 +627,19 @@ def test_dicomweb_client_reads_the_wado_body_we_stream(tmp_path: Path) -> None:
     retrieved = _client(transport).retrieve_study("1.2.3")
 
     assert _uids(retrieved) == _uids([pydicom.dcmread(path) for path in paths])
+
+
+def test_declared_length_is_exact(tmp_path: Path) -> None:
+    path = tmp_path / "body.dcm"
+    path.write_bytes(os.urandom(5000))
+    for parts in (
+        [],
+        [OutgoingPart("application/dicom", b"abc")],
+        [
+            OutgoingPart("application/dicom", path, content_location="/studies/1"),
+            OutgoingPart("application/octet-stream", b""),
+            OutgoingPart("application/dicom", path),
+        ],
+    ):
+        body = b"".join(multipart_stream(parts, boundary=BOUNDARY, chunk_size=1000))
+        assert multipart_length(parts, boundary=BOUNDARY) == len(body)

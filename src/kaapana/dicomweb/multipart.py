@@ -19,10 +19,11 @@ Media types of the headers are parsed in :mod:`kaapana.dicomweb.media_types`.
 
 import asyncio
 import io
+import os
 import re
 import secrets
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -273,6 +274,20 @@ def multipart_stream(
     if problem:
         raise ValueError(f"multipart boundary {boundary!r} is invalid: {problem}")
     return _encode(parts, b"--" + boundary.encode("ascii"), chunk_size)
+
+
+def multipart_length(parts: Sequence[OutgoingPart], *, boundary: str) -> int:
+    """The exact length of ``multipart_stream(parts)``, so a response can declare it.
+
+    With a Content-Length the server writes pieces as they are, without chunked framing (a copy
+    of every piece); file bodies are measured now and must not change before they are sent.
+    """
+    dash = len(boundary) + 2
+    length = 0
+    for number, part in enumerate(parts):
+        body = len(part.body) if isinstance(part.body, bytes) else os.stat(part.body).st_size
+        length += (dash if number == 0 else dash + 2) + 2 + len(part.header_block()) + body
+    return length + (dash if not parts else dash + 2) + 4
 
 
 def _encode(
@@ -607,6 +622,7 @@ __all__ = [
     "PartHeaders",
     "boundary_of",
     "multipart_content_type",
+    "multipart_length",
     "multipart_stream",
     "new_boundary",
     "read_parts",

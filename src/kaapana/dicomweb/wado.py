@@ -31,6 +31,7 @@ from kaapana.dicomweb.context import (
 from kaapana.dicomweb.multipart import (
     OutgoingPart,
     multipart_content_type,
+    multipart_length,
     multipart_stream,
     new_boundary,
 )
@@ -118,20 +119,32 @@ def _retrieve(context: DicomwebContext, accept: str | None, found: list[StoredOb
                 f"cannot decode {', '.join(sorted(stuck))} here; ask for transfer-syntax=*"
             )
 
-    def parts() -> Iterator[OutgoingPart]:
-        for stored in found:
-            syntax = stored.transfer_syntax_uid
-            location = context.url(stored.path)
-            if wanted in (ANY_SYNTAX, syntax):
-                body: bytes | Path = _path(context, stored)
-            else:
-                body = to_explicit_vr_little_endian(_path(context, stored).read_bytes())
-                syntax = ExplicitVRLittleEndian
-            yield OutgoingPart(f"{DICOM}; transfer-syntax={syntax}", body, location)
-
     boundary = new_boundary()
     media_type = multipart_content_type(DICOM, boundary)
+    if all(wanted in (ANY_SYNTAX, s.transfer_syntax_uid) for s in found):
+        stored = [_as_stored(context, s) for s in found]
+        length = multipart_length(stored, boundary=boundary)
+        return StreamingResponse(
+            multipart_stream(stored, boundary=boundary),
+            media_type=media_type,
+            headers={"Content-Length": str(length)},
+        )
+
+    def parts() -> Iterator[OutgoingPart]:
+        for stored in found:
+            if wanted == stored.transfer_syntax_uid:
+                yield _as_stored(context, stored)
+                continue
+            body = to_explicit_vr_little_endian(_path(context, stored).read_bytes())
+            part_type = f"{DICOM}; transfer-syntax={ExplicitVRLittleEndian}"
+            yield OutgoingPart(part_type, body, context.url(stored.path))
+
     return StreamingResponse(multipart_stream(parts(), boundary=boundary), media_type=media_type)
+
+
+def _as_stored(context: DicomwebContext, stored: StoredObject) -> OutgoingPart:
+    part_type = f"{DICOM}; transfer-syntax={stored.transfer_syntax_uid}"
+    return OutgoingPart(part_type, _path(context, stored), context.url(stored.path))
 
 
 @router.get("/studies/{study}", include_in_schema=False)
