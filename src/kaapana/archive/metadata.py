@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydicom
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import write_file_meta_info
+from pydicom.tag import Tag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ImplicitVRLittleEndian
 from pydicom.valuerep import VR
 
+from kaapana.archive.dicomjson import dataset_json
 from kaapana.errors import InvalidDicom
 
 log = logging.getLogger(__name__)
@@ -174,13 +176,6 @@ def read_dataset(data: bytes, *, source: str, force: bool = False) -> FileDatase
     return ds
 
 
-def _bulk_data_uri(prefix: str) -> Any:
-    def handler(element: DataElement) -> str:
-        return f"{prefix}/bulkdata/{element.tag:08X}"
-
-    return handler
-
-
 @dataclass(frozen=True, slots=True)
 class ReceivedObject:
     """An object that passed the checks a success status depends on, not yet described."""
@@ -228,30 +223,21 @@ def inspect(data: bytes, *, source: str = "object") -> ReceivedObject:
     )
 
 
-def _tolerant_json(ds: Dataset, prefix: str, sop_instance_uid: str) -> dict[str, Any]:
+def _metadata_json(ds: Dataset, prefix: str, sop_instance_uid: str) -> dict[str, Any]:
     """DICOM JSON of ``ds``; an element whose value does not convert is left out and logged.
 
     Real-world objects carry such values (an IS of "x"); the object is still worth keeping.
     """
-    handler = _bulk_data_uri(prefix)
-    try:
-        return ds.to_json_dict(BULK_DATA_THRESHOLD, handler)
-    except Exception:  # some element does not convert; find it below, element by element
-        pass
-    result: dict[str, Any] = {}
-    tags = list(ds.keys())  # iterating the Dataset itself would convert every element first
-    for tag in tags:
-        try:
-            element = ds[tag]
-            result[f"{tag:08X}"] = element.to_json_dict(handler, BULK_DATA_THRESHOLD)
-        except Exception as exc:
-            log.warning(
-                "SOP Instance %s: element %s left out of the metadata (%s)",
-                sop_instance_uid,
-                tag,
-                exc,
-            )
-    return result
+
+    def left_out(tag: int, exc: Exception) -> None:
+        log.warning(
+            "SOP Instance %s: element %s left out of the metadata (%s)",
+            sop_instance_uid,
+            Tag(tag),
+            exc,
+        )
+
+    return dataset_json(ds, prefix, BULK_DATA_THRESHOLD, left_out)
 
 
 def describe(received: ReceivedObject) -> InstanceRecord:
@@ -267,7 +253,7 @@ def _describe(received: ReceivedObject) -> InstanceRecord:
     series_uid = received.series_instance_uid
     sop_uid = received.sop_instance_uid
     prefix = f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
-    instance_json = _tolerant_json(ds, prefix, sop_uid)
+    instance_json = _metadata_json(ds, prefix, sop_uid)
     series_json = {
         tag: value
         for tag, value in instance_json.items()
