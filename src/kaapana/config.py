@@ -99,8 +99,9 @@ class Settings(BaseSettings):
     index_batch_delay: float = Field(
         0.0,
         ge=0,
-        description="Seconds the index writer waits for more instances before committing a "
-        "batch; 0 commits what has queued at once (batches still form during a commit).",
+        description="Seconds the index writer of waiting stores (import, check) waits for more "
+        "instances before committing a batch; 0 commits what has queued at once (batches still "
+        "form during a commit). Received objects are indexed from the journals every 20 ms.",
     )
 
     @field_validator("ae_title")

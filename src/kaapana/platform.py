@@ -20,7 +20,9 @@ class Platform:
             upgrade(self.engine)
         self.store = FilesystemStore(settings.resolved_storage_dir)
         self.events = EventBus()
-        self.archive = Archive(settings=settings, engine=self.engine, store=self.store)
+        self.archive = Archive(
+            settings=settings, engine=self.engine, store=self.store, indexes_journals=migrate
+        )
         if migrate:
             self.archive.projects.bootstrap(ae_title=settings.ae_title)
             self.archive.recover()

@@ -20,7 +20,6 @@ import uvicorn
 
 from kaapana.api import create_app
 from kaapana.archive import SeriesQuietMonitor
-from kaapana.archive.journal import journals_of_process
 from kaapana.config import Settings
 from kaapana.dimse.scp import start_scp
 from kaapana.platform import Platform
@@ -60,9 +59,8 @@ def _reserve_port(settings: Settings) -> tuple[Settings, socket.socket]:
 class ReceiverPool:
     """Starts, supervises and stops the receiver processes."""
 
-    def __init__(self, settings: Settings, count: int, *, on_death: Callable[[int], None]) -> None:
+    def __init__(self, settings: Settings, count: int) -> None:
         self.settings = settings
-        self._on_death = on_death
         self._count = count
         self._context = multiprocessing.get_context("spawn")
         self._processes: list[SpawnProcess] = []
@@ -122,14 +120,10 @@ def serve(settings: Settings, *, on_ready: Callable[[Settings], None] | None = N
                 settings = settings.with_overrides(dicom_port=in_process.server_address[1])
             else:
                 settings, placeholder = _reserve_port(settings)
-                archive = platform.archive
-                pool = ReceiverPool(
-                    settings,
-                    count,
-                    on_death=lambda pid: archive.recover(
-                        journals_of_process(archive.journal_dir, pid)
-                    ),
-                )
+                # The receivers journal what they acknowledge; this process indexes it, also
+                # what a receiver that died left behind.
+                platform.archive.index_journals()
+                pool = ReceiverPool(settings, count)
                 pool.start()
                 placeholder.close()
             config = uvicorn.Config(

@@ -277,3 +277,25 @@ def test_start_indexes_what_a_dead_process_acknowledged(make_settings, database_
         assert _count(platform, Instance) == 1
         assert not dead.exists()
         assert platform.archive.recover() == 0  # nothing left to do
+
+
+def test_receiver_process_journals_and_the_owner_indexes(make_settings, database_url) -> None:
+    """A receiver (no index of its own) acknowledges from its journal; the owner indexes it and
+    deletes the journal once the receiver has ended it."""
+    settings = make_settings(database_url=database_url)
+    with Platform(settings) as owner:
+        owner.archive.index_journals()
+        with Platform(settings, migrate=False) as receiver:
+            results = [
+                receiver.archive.store_bytes(
+                    part10(_ct(SOPInstanceUID=generate_uid())),
+                    receiver.archive.target(),
+                    wait=False,
+                )
+                for _ in range(20)
+            ]
+            assert {result.status for result in results} == {StoreStatusValues.acknowledged}
+            owner.archive.flush()
+            assert _count(owner, Instance) == 20
+        owner.archive.flush()
+        assert list(owner.archive.journal_dir.iterdir()) == []

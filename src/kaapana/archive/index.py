@@ -130,6 +130,7 @@ class IndexWriter:
         self._studies: dict[str, int] = {}
         self._series: dict[str, int] = {}
         self._visible: set[tuple[int, int]] = set()
+        self._write_lock = threading.Lock()  # the caches above belong to one writer at a time
         self._thread = threading.Thread(target=self._run, name="kaapana-index-writer", daemon=True)
         self._closed = False
         self._thread.start()
@@ -147,6 +148,20 @@ class IndexWriter:
             self._pending[request.received.sop_instance_uid] = request.received.sha256
         self._queue.put((request, future))
         return future
+
+    def write(self, requests: list[IndexRequest]) -> None:
+        """Commit ``requests`` now, in the caller's thread, as one group commit.
+
+        For a caller that gathers its own batches (the journal indexer): no hand-over to the
+        writer thread and back. Raises the first error if any object could not be indexed.
+        """
+        batch: list[tuple[IndexRequest, Future[IndexOutcome]]] = [
+            (request, Future()) for request in requests
+        ]
+        with self._write_lock:
+            self._commit(batch)
+        for _, future in batch:
+            future.result()
 
     def close(self) -> None:
         """Commit what is queued, then stop (called on shutdown, so nothing accepted is lost)."""
@@ -174,7 +189,8 @@ class IndexWriter:
                     stopping = True
                     break
                 batch.append(nxt)
-            self._commit(batch)
+            with self._write_lock:
+                self._commit(batch)
 
     def _commit(self, batch: list[tuple[IndexRequest, "Future[IndexOutcome]"]]) -> None:
         try:

@@ -10,6 +10,7 @@ import logging
 import re
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import pydicom
@@ -176,7 +177,7 @@ def read_dataset(data: bytes, *, source: str, force: bool = False) -> FileDatase
     return ds
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ReceivedObject:
     """An object that passed the checks a success status depends on, not yet described."""
 
@@ -185,8 +186,12 @@ class ReceivedObject:
     study_instance_uid: str
     series_instance_uid: str
     sop_instance_uid: str
-    sha256: str
     source: str
+
+    @cached_property
+    def sha256(self) -> str:
+        """Computed when first asked for: a receiver that only stores never needs it."""
+        return hashlib.sha256(self.data).hexdigest()
 
     @property
     def storage_key(self) -> str:
@@ -218,7 +223,6 @@ def inspect(data: bytes, *, source: str = "object") -> ReceivedObject:
         study_instance_uid=uids[0],
         series_instance_uid=uids[1],
         sop_instance_uid=uids[2],
-        sha256=hashlib.sha256(data).hexdigest(),
         source=source,
     )
 
