@@ -4,6 +4,7 @@ import io
 import json
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pydicom
@@ -16,6 +17,8 @@ from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from kaapana.archive.dicomjson import dataset_json
+from kaapana.archive.metadata import describe, ensure_part10, inspect
+from kaapana.errors import InvalidDicom
 from kaapana.testing.synthetic import ct_segmentation, ct_series, mr_series
 from tests.helpers import part10
 
@@ -75,17 +78,17 @@ CHARSET_FILES = [
 ]
 
 
-def _bulk_data_uri(element: DataElement) -> str:
-    return f"{PREFIX}/bulkdata/{element.tag:08X}"
-
-
-def pydicom_json(ds: Dataset) -> tuple[dict[str, Any], list[int]]:
+def pydicom_json(ds: Dataset, prefix: str = PREFIX) -> tuple[dict[str, Any], list[int]]:
     """pydicom's own encoding, element by element; elements it cannot encode are left out."""
+
+    def bulk_data_uri(element: DataElement) -> str:
+        return f"{prefix}/bulkdata/{element.tag:08X}"
+
     result: dict[str, Any] = {}
     failed = []
     for tag in list(ds.keys()):
         try:
-            result[f"{tag:08X}"] = ds[tag].to_json_dict(_bulk_data_uri, THRESHOLD)
+            result[f"{tag:08X}"] = ds[tag].to_json_dict(bulk_data_uri, THRESHOLD)
         except Exception:
             failed.append(int(tag))
     return result, failed
@@ -116,6 +119,25 @@ def test_pydicom_test_files(name: str) -> None:
     path = get_testdata_file(name)
     assert path is not None
     assert_same_json(lambda: pydicom.dcmread(path, force=True))
+
+
+@pytest.mark.parametrize("name", TEST_FILES)
+def test_metadata_of_a_stored_object_is_pydicoms_json(name: str) -> None:
+    """What ingest stores: parsed with bulk data left in place (deferred), then encoded."""
+    data = Path(get_testdata_file(name)).read_bytes()
+    try:
+        received = inspect(ensure_part10(data))
+    except InvalidDicom:
+        pytest.skip(f"{name} is refused at ingest")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        record = describe(received)
+        prefix = (
+            f"studies/{received.study_instance_uid}/series/{received.series_instance_uid}"
+            f"/instances/{received.sop_instance_uid}"
+        )
+        expected, _ = pydicom_json(pydicom.dcmread(io.BytesIO(received.data)), prefix)
+    assert json.dumps(record.instance_json) == json.dumps(expected)
 
 
 @pytest.mark.parametrize("name", CHARSET_FILES)
@@ -310,3 +332,45 @@ def test_bulk_data_uri_names_the_element() -> None:
     [ds] = ct_series(rows=32, columns=32, slices=1)
     result, _ = fast_json(pydicom.dcmread(io.BytesIO(part10(ds))))
     assert result["7FE00010"] == {"vr": "OW", "BulkDataURI": f"{PREFIX}/bulkdata/7FE00010"}
+
+
+COLUMN_VALUES: list[tuple[str, str, Any]] = [
+    ("PatientID", "LO", " 12 34 \x00"),
+    ("PatientID", "LO", "A\x00B"),
+    ("PatientID", "LO", ["A", "B"]),
+    ("PatientID", "LO", "Müller"),
+    ("PatientName", "PN", "Doe^John=Ideo^Graphic"),
+    ("PatientName", "PN", ["Doe^John", "Roe^Jane"]),
+    ("PatientName", "PN", "  "),
+    ("PatientSex", "CS", " M"),
+    ("StudyDate", "DA", "20240115 "),
+    ("StudyTime", "TM", "101010.5\x00"),
+    ("Modality", "CS", ["CT", "PT"]),
+    ("SeriesNumber", "IS", " 7 "),
+    ("SeriesNumber", "IS", "+0012"),
+    ("SeriesNumber", "IS", "1.0"),
+    ("SeriesNumber", "IS", "x"),
+    ("SeriesNumber", "IS", ["1", "2"]),
+    ("SeriesNumber", "IS", ""),
+    ("InstanceNumber", "IS", "3\x00"),
+    ("NumberOfFrames", "IS", "12"),
+]
+
+
+@pytest.mark.parametrize("transfer_syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+@pytest.mark.parametrize(("keyword", "vr", "value"), COLUMN_VALUES)
+def test_index_columns_read_from_raw_bytes_match_pydicoms_values(
+    keyword: str, vr: str, value: Any, transfer_syntax: str
+) -> None:
+    """Index columns come from the raw bytes where that cannot differ from pydicom's values."""
+    ds = _odd_dataset(keyword, vr, value, transfer_syntax)
+    ds.StudyInstanceUID = "1.2.3"
+    ds.SeriesInstanceUID = "1.2.3.1"
+    data = _encoded(ds, transfer_syntax)
+    raw = inspect(data)
+    converted = inspect(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for tag in list(converted.dataset.keys()):
+            converted.dataset[tag]  # every element through pydicom's conversion
+        assert describe(raw) == describe(converted)

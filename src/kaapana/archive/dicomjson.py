@@ -42,6 +42,7 @@ _LUT_DESCRIPTORS = frozenset({0x00283002, 0x00281101, 0x00281102, 0x00281103})
 _INT = re.compile(r" *[+-]?[0-9]+ *")
 _FLOAT = re.compile(r" *[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)? *")
 _VR_CACHE: dict[int, str | None] = {}
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 class _Fallback(Exception):
@@ -86,7 +87,9 @@ def _element(
     raw: RawDataElement, vr: str, prefix: str, threshold: int, ds: Dataset
 ) -> dict[str, Any]:
     value = raw.value
-    if value is None:  # deferred
+    if value is None:  # deferred: only the length is known, which is all bulk data needs
+        if vr in _BINARY and raw.length != _UNDEFINED_LENGTH and raw.length > threshold // 4 * 3:
+            return {"vr": vr, "BulkDataURI": f"{prefix}/bulkdata/{raw.tag:08X}"}
         raise _Fallback
     if vr == "SQ":
         sequence = ds[raw.tag].value
