@@ -65,8 +65,9 @@ class Settings(BaseSettings):
         0,
         ge=0,
         le=64,
-        description="DICOM receiver processes sharing the port (SO_REUSEPORT); 0 picks one per CPU "
-        "core, 1 receives in the main process.",
+        description="DICOM receiver processes accepting from the one DICOM port (a connection goes "
+        "to the receiver with the fewest associations); 0 picks one per CPU core, 1 receives in "
+        "the main process.",
     )
     max_pdu_size: int = Field(
         4 * 1024 * 1024,
