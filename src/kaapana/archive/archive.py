@@ -123,13 +123,7 @@ class Archive:
         ``InvalidDicom`` (nothing stored) or ``Conflict`` (duplicate refused by policy).
         """
         received = inspect(data, source=source)
-        if self.settings.duplicate_policy is DuplicatePolicyValues.reject:
-            previous = self.stored_sha256(received.sop_instance_uid)
-            if previous not in (None, received.sha256):
-                log.warning("refused other object with stored UID %s", received.sop_instance_uid)
-                raise Conflict(
-                    f"SOP Instance {received.sop_instance_uid} is stored already with other content"
-                )
+        self._apply_duplicate_policy(received)
         # Identical bytes again are written again too: an atomic replace by the same content is
         # cheaper than asking the index first on every object.
         if wait:  # a caller that waits for the commit acknowledges nothing before it
@@ -141,12 +135,49 @@ class Archive:
         else:
             self._store_journaled(received, target)
             status = StoreStatusValues.acknowledged
-        return StoreResult(
-            status=status,
-            sop_instance_uid=received.sop_instance_uid,
-            series_instance_uid=received.series_instance_uid,
-            study_instance_uid=received.study_instance_uid,
-        )
+        return _result(received, status)
+
+    def store_all(
+        self, objects: list[ReceivedObject], target: StoreTarget
+    ) -> list[StoreResult | Conflict]:
+        """Store inspected objects with one round of syncs and one group commit for all.
+
+        Returns, in order, each object's result or the ``Conflict`` that refused it (duplicate
+        policy), once every stored object is durable and committed. Each SOP Instance UID may
+        appear once; raises if the commit failed (the files are then stored but not indexed,
+        which ``kaapana check`` repairs).
+        """
+        checked: list[ReceivedObject | Conflict] = []
+        for received in objects:
+            try:
+                self._apply_duplicate_policy(received)
+            except Conflict as exc:
+                checked.append(exc)
+                continue
+            checked.append(received)
+        accepted = [item for item in checked if isinstance(item, ReceivedObject)]
+        self.store.put_many([(received.storage_key, received.data) for received in accepted])
+        requests = [
+            IndexRequest(
+                received, target.project_pk, target.dataset_pk, after_commit=self._committed
+            )
+            for received in accepted
+        ]
+        outcomes = iter(self._index_writer().write(requests))
+        return [
+            _result(item, next(outcomes).status) if isinstance(item, ReceivedObject) else item
+            for item in checked
+        ]
+
+    def _apply_duplicate_policy(self, received: ReceivedObject) -> None:
+        if self.settings.duplicate_policy is not DuplicatePolicyValues.reject:
+            return
+        previous = self.stored_sha256(received.sop_instance_uid)
+        if previous not in (None, received.sha256):
+            log.warning("refused other object with stored UID %s", received.sop_instance_uid)
+            raise Conflict(
+                f"SOP Instance {received.sop_instance_uid} is stored already with other content"
+            )
 
     def _store_journaled(self, received: ReceivedObject, target: StoreTarget) -> None:
         """Journal first, so that the journal's fsync (a syncer thread's) overlaps the file's."""
@@ -261,6 +292,15 @@ class Archive:
             self._indexer.close()
         if self._writer is not None:
             self._writer.close()
+
+
+def _result(received: ReceivedObject, status: StoreStatusValues) -> StoreResult:
+    return StoreResult(
+        status=status,
+        sop_instance_uid=received.sop_instance_uid,
+        series_instance_uid=received.series_instance_uid,
+        study_instance_uid=received.study_instance_uid,
+    )
 
 
 __all__ = ["Archive", "StoreResult", "StoreStatusValues", "StoreTarget"]

@@ -1,12 +1,15 @@
 """Import of files, folders (recursive) and zip archives into the archive.
 
 Non-DICOM files are skipped and counted; broken DICOM is rejected with its reason; nothing stops
-the import. Files are read and stored by a small thread pool: file I/O, hashing and fsync release
-the GIL, and concurrent stores share the index writer's group commits.
+the import. A small thread pool reads and checks files ahead (file I/O releases the GIL) while
+the main thread stores them in batches: all files of a batch are written, then synced together,
+renamed into place, their folders synced once, and their index rows written in one commit.
 """
 
+import logging
 import os
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,10 +17,11 @@ from enum import StrEnum
 from pathlib import Path
 
 from kaapana.archive.archive import Archive, StoreStatusValues, StoreTarget
-from kaapana.archive.metadata import ensure_part10
+from kaapana.archive.metadata import ReceivedObject, ensure_part10, inspect
 from kaapana.errors import InvalidDicom, InvalidInput, KaapanaError
 
-_MAX_IN_FLIGHT = 64
+log = logging.getLogger(__name__)
+BATCH_SIZE = 128
 
 
 class ImportOutcomeValues(StrEnum):
@@ -93,7 +97,8 @@ def count_sources(paths: Iterable[Path]) -> int:
     return total
 
 
-def _import_one(archive: Archive, source: ImportSource, target: StoreTarget) -> tuple[str, str]:
+def _prepare(source: ImportSource) -> ReceivedObject | tuple[str, str]:
+    """Read and check one candidate: the object to store, or its outcome (skipped, rejected)."""
     try:
         data = source.read()
     except OSError as exc:
@@ -104,15 +109,38 @@ def _import_one(archive: Archive, source: ImportSource, target: StoreTarget) -> 
         except InvalidDicom:
             return ImportOutcomeValues.skipped, "not DICOM"
     try:
-        result = archive.store_bytes(data, target, source=source.name)
-    except KaapanaError as exc:
+        return inspect(data, source=source.name)
+    except InvalidDicom as exc:
         return ImportOutcomeValues.rejected, exc.detail
-    outcome = {
-        StoreStatusValues.stored: ImportOutcomeValues.accepted,
-        StoreStatusValues.duplicate: ImportOutcomeValues.duplicate,
-        StoreStatusValues.replaced: ImportOutcomeValues.replaced,
-    }[result.status]
-    return outcome, ""
+
+
+_OUTCOMES = {
+    StoreStatusValues.stored: ImportOutcomeValues.accepted,
+    StoreStatusValues.duplicate: ImportOutcomeValues.duplicate,
+    StoreStatusValues.replaced: ImportOutcomeValues.replaced,
+}
+
+
+def _store_batch(
+    archive: Archive, target: StoreTarget, batch: list[tuple[ImportSource, ReceivedObject]]
+) -> list[tuple[str, str]]:
+    """Outcomes of one batch, stored and committed together; one by one if the batch fails."""
+    try:
+        results = archive.store_all([received for _source, received in batch], target)
+    except Exception:
+        log.warning("storing %d objects together failed; storing them one by one", len(batch))
+        results = []
+        for source, received in batch:
+            try:
+                results.append(archive.store_bytes(received.data, target, source=source.name))
+            except KaapanaError as exc:
+                results.append(exc)
+    return [
+        (ImportOutcomeValues.rejected, result.detail)
+        if isinstance(result, KaapanaError)
+        else (_OUTCOMES[result.status], "")
+        for result in results
+    ]
 
 
 def import_paths(
@@ -123,26 +151,61 @@ def import_paths(
     workers: int = 4,
     on_progress: Callable[[ImportSource, str, str], None] | None = None,
 ) -> ImportReport:
-    """Import everything under ``paths``; ``on_progress(source, outcome, reason)`` per object."""
+    """Import everything under ``paths``; ``on_progress(source, outcome, reason)`` per object.
+
+    Workers read and check files ahead while the objects before them are stored in batches:
+    each batch is written, synced and committed together, and its objects are reported only
+    then, so the summary never counts an object that is not durable and indexed.
+    """
     report = ImportReport()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kaapana-import") as pool:
-        in_flight = []
+        ahead: deque[tuple[ImportSource, Future[ReceivedObject | tuple[str, str]]]] = deque()
         for source in iter_sources(paths):
-            in_flight.append((source, pool.submit(_import_one, archive, source, target)))
-            if len(in_flight) >= _MAX_IN_FLIGHT:
-                _collect(in_flight.pop(0), report, on_progress)
-        for item in in_flight:
-            _collect(item, report, on_progress)
+            ahead.append((source, pool.submit(_prepare, source)))
+            if len(ahead) >= 2 * BATCH_SIZE:
+                _import_batch(archive, target, ahead, report, on_progress)
+        while ahead:
+            _import_batch(archive, target, ahead, report, on_progress)
     return report
 
 
-def _collect(
-    item: tuple[ImportSource, Future[tuple[str, str]]],
+def _import_batch(
+    archive: Archive,
+    target: StoreTarget,
+    ahead: "deque[tuple[ImportSource, Future[ReceivedObject | tuple[str, str]]]]",
     report: ImportReport,
     on_progress: Callable[[ImportSource, str, str], None] | None,
 ) -> None:
-    source, future = item
-    outcome, reason = future.result()
+    """Take up to ``BATCH_SIZE`` prepared candidates off ``ahead`` (stopping before a SOP
+    Instance UID repeats, so a later object replaces an earlier one as it would one by one),
+    store them and report every outcome."""
+    done: list[tuple[ImportSource, tuple[str, str] | None]] = []
+    batch: list[tuple[ImportSource, ReceivedObject]] = []
+    uids: set[str] = set()
+    while ahead and len(done) < BATCH_SIZE:
+        source, future = ahead[0]
+        prepared = future.result()
+        if isinstance(prepared, ReceivedObject):
+            if prepared.sop_instance_uid in uids:
+                break
+            uids.add(prepared.sop_instance_uid)
+            batch.append((source, prepared))
+            done.append((source, None))
+        else:
+            done.append((source, prepared))
+        ahead.popleft()
+    stored = iter(_store_batch(archive, target, batch) if batch else [])
+    for source, outcome in done:
+        _count(report, source, *(outcome or next(stored)), on_progress)
+
+
+def _count(
+    report: ImportReport,
+    source: ImportSource,
+    outcome: str,
+    reason: str,
+    on_progress: Callable[[ImportSource, str, str], None] | None,
+) -> None:
     if outcome == ImportOutcomeValues.accepted:
         report.accepted += 1
     elif outcome == ImportOutcomeValues.duplicate:

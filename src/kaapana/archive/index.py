@@ -149,19 +149,18 @@ class IndexWriter:
         self._queue.put((request, future))
         return future
 
-    def write(self, requests: list[IndexRequest]) -> None:
+    def write(self, requests: list[IndexRequest]) -> list[IndexOutcome]:
         """Commit ``requests`` now, in the caller's thread, as one group commit.
 
-        For a caller that gathers its own batches (the journal indexer): no hand-over to the
-        writer thread and back. Raises the first error if any object could not be indexed.
+        For a caller that gathers its own batches (the journal indexer, import): no hand-over
+        to the writer thread and back. Raises the first error if any object was not indexed.
         """
         batch: list[tuple[IndexRequest, Future[IndexOutcome]]] = [
             (request, Future()) for request in requests
         ]
         with self._write_lock:
             self._commit(batch)
-        for _, future in batch:
-            future.result()
+        return [future.result() for _, future in batch]
 
     def close(self) -> None:
         """Commit what is queued, then stop (called on shutdown, so nothing accepted is lost)."""
