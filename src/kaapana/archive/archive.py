@@ -2,6 +2,7 @@
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from sqlalchemy import Engine, or_, select, text
 from kaapana.archive.index import IndexOutcome, IndexRequest, IndexWriter, StoreStatusValues
 from kaapana.archive.indexer import JournalIndexer
 from kaapana.archive.journal import Journal, JournalEntry, JournalReader, all_journals
-from kaapana.archive.metadata import ReceivedObject, inspect
+from kaapana.archive.metadata import DescribedObject, ReceivedObject, inspect
 from kaapana.auth.projects import ADMIN_PROJECT, Projects
 from kaapana.config import DuplicatePolicyValues, Settings
 from kaapana.db.engine import session_factory
@@ -138,7 +139,7 @@ class Archive:
         return _result(received, status)
 
     def store_all(
-        self, objects: list[ReceivedObject], target: StoreTarget
+        self, objects: Sequence[ReceivedObject | DescribedObject], target: StoreTarget
     ) -> list[StoreResult | Conflict]:
         """Store inspected objects with one round of syncs and one group commit for all.
 
@@ -147,7 +148,7 @@ class Archive:
         appear once; raises if the commit failed (the files are then stored but not indexed,
         which ``kaapana check`` repairs).
         """
-        checked: list[ReceivedObject | Conflict] = []
+        checked: list[ReceivedObject | DescribedObject | Conflict] = []
         for received in objects:
             try:
                 self._apply_duplicate_policy(received)
@@ -155,7 +156,7 @@ class Archive:
                 checked.append(exc)
                 continue
             checked.append(received)
-        accepted = [item for item in checked if isinstance(item, ReceivedObject)]
+        accepted = [item for item in checked if not isinstance(item, Conflict)]
         self.store.put_many([(received.storage_key, received.data) for received in accepted])
         requests = [
             IndexRequest(
@@ -165,11 +166,11 @@ class Archive:
         ]
         outcomes = iter(self._index_writer().write(requests))
         return [
-            _result(item, next(outcomes).status) if isinstance(item, ReceivedObject) else item
+            item if isinstance(item, Conflict) else _result(item, next(outcomes).status)
             for item in checked
         ]
 
-    def _apply_duplicate_policy(self, received: ReceivedObject) -> None:
+    def _apply_duplicate_policy(self, received: ReceivedObject | DescribedObject) -> None:
         if self.settings.duplicate_policy is not DuplicatePolicyValues.reject:
             return
         previous = self.stored_sha256(received.sop_instance_uid)
@@ -294,12 +295,13 @@ class Archive:
             self._writer.close()
 
 
-def _result(received: ReceivedObject, status: StoreStatusValues) -> StoreResult:
+def _result(received: ReceivedObject | DescribedObject, status: StoreStatusValues) -> StoreResult:
+    about = received.record if isinstance(received, DescribedObject) else received
     return StoreResult(
         status=status,
-        sop_instance_uid=received.sop_instance_uid,
-        series_instance_uid=received.series_instance_uid,
-        study_instance_uid=received.study_instance_uid,
+        sop_instance_uid=about.sop_instance_uid,
+        series_instance_uid=about.series_instance_uid,
+        study_instance_uid=about.study_instance_uid,
     )
 
 

@@ -1,23 +1,25 @@
 """Import of files, folders (recursive) and zip archives into the archive.
 
 Non-DICOM files are skipped and counted; broken DICOM is rejected with its reason; nothing stops
-the import. A small thread pool reads and checks files ahead (file I/O releases the GIL) while
-the main thread stores them in batches: all files of a batch are written, then synced together,
-renamed into place, their folders synced once, and their index rows written in one commit.
+the import. Worker processes (one per core) read, check and describe files ahead, so parsing and
+DICOM JSON use every core, while the main process stores them in batches: all files of a batch
+are written, then synced together, renamed into place, their folders synced once, and their
+index rows written in one commit.
 """
 
 import logging
+import multiprocessing
 import os
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from kaapana.archive.archive import Archive, StoreStatusValues, StoreTarget
-from kaapana.archive.metadata import ReceivedObject, ensure_part10, inspect
+from kaapana.archive.metadata import DescribedObject, describe, ensure_part10, inspect
 from kaapana.errors import InvalidDicom, InvalidInput, KaapanaError
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class ImportSource:
 
     name: str
     read: Callable[[], bytes]
+    path: Path | None = None  # a file that a worker process can read itself
 
 
 @dataclass
@@ -82,7 +85,7 @@ def iter_sources(paths: Iterable[Path]) -> Iterator[ImportSource]:
         if path.suffix.lower() == ".zip" and zipfile.is_zipfile(path):
             yield from _zip_sources(path)
         else:
-            yield ImportSource(str(path), path.read_bytes)
+            yield ImportSource(str(path), path.read_bytes, path)
 
 
 def count_sources(paths: Iterable[Path]) -> int:
@@ -97,21 +100,38 @@ def count_sources(paths: Iterable[Path]) -> int:
     return total
 
 
-def _prepare(source: ImportSource) -> ReceivedObject | tuple[str, str]:
-    """Read and check one candidate: the object to store, or its outcome (skipped, rejected)."""
-    try:
-        data = source.read()
-    except OSError as exc:
-        return ImportOutcomeValues.rejected, f"unreadable: {exc}"
+def _prepare(name: str, content: Path | bytes) -> DescribedObject | tuple[str, str]:
+    """Read (if ``content`` is a path), check and describe one candidate, in a worker process:
+    the object to store, or its outcome (skipped, rejected)."""
+    if isinstance(content, Path):
+        try:
+            data = content.read_bytes()
+        except OSError as exc:
+            return ImportOutcomeValues.rejected, f"unreadable: {exc}"
+    else:
+        data = content
     if not (len(data) >= 132 and data[128:132] == b"DICM"):
         try:
             data = ensure_part10(data)
         except InvalidDicom:
             return ImportOutcomeValues.skipped, "not DICOM"
     try:
-        return inspect(data, source=source.name)
+        received = inspect(data, source=name)
     except InvalidDicom as exc:
         return ImportOutcomeValues.rejected, exc.detail
+    return DescribedObject(received.data, describe(received))
+
+
+def _submit(pool: Executor, source: ImportSource) -> "Future[DescribedObject | tuple[str, str]]":
+    if source.path is not None:
+        return pool.submit(_prepare, source.name, source.path)
+    try:
+        data = source.read()
+    except OSError as exc:
+        failed: Future[DescribedObject | tuple[str, str]] = Future()
+        failed.set_result((ImportOutcomeValues.rejected, f"unreadable: {exc}"))
+        return failed
+    return pool.submit(_prepare, source.name, data)
 
 
 _OUTCOMES = {
@@ -122,7 +142,7 @@ _OUTCOMES = {
 
 
 def _store_batch(
-    archive: Archive, target: StoreTarget, batch: list[tuple[ImportSource, ReceivedObject]]
+    archive: Archive, target: StoreTarget, batch: list[tuple[ImportSource, DescribedObject]]
 ) -> list[tuple[str, str]]:
     """Outcomes of one batch, stored and committed together; one by one if the batch fails."""
     try:
@@ -158,10 +178,12 @@ def import_paths(
     then, so the summary never counts an object that is not durable and indexed.
     """
     report = ImportReport()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kaapana-import") as pool:
-        ahead: deque[tuple[ImportSource, Future[ReceivedObject | tuple[str, str]]]] = deque()
+    processes = max(1, min(workers, os.cpu_count() or 1))
+    # fork: the workers start at once with everything imported; they touch no database.
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        ahead: deque[tuple[ImportSource, Future[DescribedObject | tuple[str, str]]]] = deque()
         for source in iter_sources(paths):
-            ahead.append((source, pool.submit(_prepare, source)))
+            ahead.append((source, _submit(pool, source)))
             if len(ahead) >= 2 * BATCH_SIZE:
                 _import_batch(archive, target, ahead, report, on_progress)
         while ahead:
@@ -172,7 +194,7 @@ def import_paths(
 def _import_batch(
     archive: Archive,
     target: StoreTarget,
-    ahead: "deque[tuple[ImportSource, Future[ReceivedObject | tuple[str, str]]]]",
+    ahead: "deque[tuple[ImportSource, Future[DescribedObject | tuple[str, str]]]]",
     report: ImportReport,
     on_progress: Callable[[ImportSource, str, str], None] | None,
 ) -> None:
@@ -180,12 +202,12 @@ def _import_batch(
     Instance UID repeats, so a later object replaces an earlier one as it would one by one),
     store them and report every outcome."""
     done: list[tuple[ImportSource, tuple[str, str] | None]] = []
-    batch: list[tuple[ImportSource, ReceivedObject]] = []
+    batch: list[tuple[ImportSource, DescribedObject]] = []
     uids: set[str] = set()
     while ahead and len(done) < BATCH_SIZE:
         source, future = ahead[0]
         prepared = future.result()
-        if isinstance(prepared, ReceivedObject):
+        if isinstance(prepared, DescribedObject):
             if prepared.sop_instance_uid in uids:
                 break
             uids.add(prepared.sop_instance_uid)

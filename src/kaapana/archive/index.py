@@ -21,7 +21,7 @@ from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from kaapana.archive.metadata import InstanceRecord, ReceivedObject, describe
+from kaapana.archive.metadata import DescribedObject, InstanceRecord, ReceivedObject, describe
 from kaapana.db.engine import write_transaction
 from kaapana.db.models import (
     DatasetSeries,
@@ -52,7 +52,7 @@ _INSTANCE_COLUMNS = (
 class IndexRequest:
     """``after_commit(outcome, error)`` runs in the writer before the request's future resolves."""
 
-    received: ReceivedObject
+    received: ReceivedObject | DescribedObject
     project_pk: int
     dataset_pk: int | None = None
     after_commit: "Callable[[IndexOutcome | None, BaseException | None], None] | None" = None

@@ -287,8 +287,30 @@ def _metadata_json(ds: Dataset, prefix: str, sop_instance_uid: str) -> dict[str,
     return dataset_json(ds, prefix, BULK_DATA_THRESHOLD, left_out)
 
 
-def describe(received: ReceivedObject) -> InstanceRecord:
+@dataclass(frozen=True, slots=True)
+class DescribedObject:
+    """An object described already (by an import worker process): its bytes and its record."""
+
+    data: bytes
+    record: InstanceRecord
+
+    @property
+    def storage_key(self) -> str:
+        return self.record.storage_key
+
+    @property
+    def sop_instance_uid(self) -> str:
+        return self.record.sop_instance_uid
+
+    @property
+    def sha256(self) -> str:
+        return self.record.sha256
+
+
+def describe(received: ReceivedObject | DescribedObject) -> InstanceRecord:
     """Everything the index stores about an object; tolerant, never refuses an inspected one."""
+    if isinstance(received, DescribedObject):
+        return received.record
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return _describe(received)
@@ -341,6 +363,7 @@ def _describe(received: ReceivedObject) -> InstanceRecord:
 
 
 __all__ = [
+    "DescribedObject",
     "InstanceRecord",
     "ReceivedObject",
     "clean_uid",
