@@ -65,8 +65,9 @@ class Settings(BaseSettings):
         0,
         ge=0,
         le=64,
-        description="DICOM receiver processes sharing the port (SO_REUSEPORT); 0 picks one per CPU "
-        "core, 1 receives in the main process.",
+        description="DICOM receiver processes accepting from the one DICOM port (a connection goes "
+        "to the receiver with the fewest associations); 0 picks one per CPU core, 1 receives in "
+        "the main process.",
     )
     max_pdu_size: int = Field(
         4 * 1024 * 1024,
@@ -99,8 +100,9 @@ class Settings(BaseSettings):
     index_batch_delay: float = Field(
         0.0,
         ge=0,
-        description="Seconds the index writer waits for more instances before committing a "
-        "batch; 0 commits what has queued at once (batches still form during a commit).",
+        description="Seconds the index writer of waiting stores (import, check) waits for more "
+        "instances before committing a batch; 0 commits what has queued at once (batches still "
+        "form during a commit). Received objects are indexed from the journals every 20 ms.",
     )
     admin_password: SecretStr | None = Field(
         None,

@@ -22,7 +22,9 @@ class Platform:
             upgrade(self.engine)
         self.store = FilesystemStore(settings.resolved_storage_dir)
         self.events = EventBus()
-        self.archive = Archive(settings=settings, engine=self.engine, store=self.store)
+        self.archive = Archive(
+            settings=settings, engine=self.engine, store=self.store, indexes_journals=migrate
+        )
         self.auth = Auth(settings=settings, engine=self.engine, projects=self.archive.projects)
         self.removal_intents = settings.data_dir / "removals"
         # Set on the first start only: the generated password of `admin`, for the CLI to print.

@@ -1,7 +1,8 @@
 """``kaapana serve``: the DICOM receiver processes, the HTTP server and the series monitor.
 
-The main process migrates the index, runs HTTP and the series monitor, and supervises N receiver
-processes that share the DICOM port (``SO_REUSEPORT``); a receiver that dies is started again.
+The main process migrates the index, runs HTTP, the series monitor and the journal indexer, and
+supervises N receiver processes that accept from the DICOM port's listening socket, which the
+main process holds; a receiver that dies is started again.
 Ctrl-C or SIGTERM stops accepting, lets open associations finish, flushes pending index writes.
 With ``dicom_workers = 1`` the receiver runs inside the main process.
 """
@@ -16,14 +17,14 @@ from collections.abc import Callable
 from functools import partial
 from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event as ProcessEvent
+from typing import Any
 
 import uvicorn
 
 from kaapana.api import create_app
 from kaapana.archive import SeriesQuietMonitor
-from kaapana.archive.journal import journals_of_process
 from kaapana.config import Settings
-from kaapana.dimse.scp import start_scp
+from kaapana.dimse.scp import AcceptBalance, start_scp
 from kaapana.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,9 @@ def receiver_count(settings: Settings) -> int:
     return settings.dicom_workers or os.cpu_count() or 1
 
 
-def _receiver_main(settings: Settings, ready: ProcessEvent) -> None:
+def _receiver_main(
+    settings: Settings, ready: ProcessEvent, listener: socket.socket, counts: Any, index: int
+) -> None:
     """Entry point of one receiver process."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(message)s")
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
@@ -42,7 +45,13 @@ def _receiver_main(settings: Settings, ready: ProcessEvent) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with Platform(settings, migrate=False) as platform:
-        server = start_scp(platform, host=settings.host, port=settings.dicom_port)
+        server = start_scp(
+            platform,
+            host=settings.host,
+            port=settings.dicom_port,
+            listener=listener,
+            balance=AcceptBalance(counts, index),
+        )
         ready.set()
         while not stop.wait(0.5):
             pass
@@ -50,30 +59,36 @@ def _receiver_main(settings: Settings, ready: ProcessEvent) -> None:
         server.wait_idle(GRACE_SECONDS)
 
 
-def _reserve_port(settings: Settings) -> tuple[Settings, socket.socket]:
-    """Pick the port once (``dicom_port = 0``) so every receiver binds the same one."""
-    placeholder = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
-    placeholder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    placeholder.bind((settings.host, settings.dicom_port))
-    return settings.with_overrides(dicom_port=placeholder.getsockname()[1]), placeholder
+def _listen(settings: Settings) -> tuple[Settings, socket.socket]:
+    """The DICOM port's listening socket, shared by the receivers; picks the port if it is 0."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    listener = socket.create_server(
+        (settings.host, settings.dicom_port), family=family, backlog=128
+    )
+    return settings.with_overrides(dicom_port=listener.getsockname()[1]), listener
 
 
 class ReceiverPool:
     """Starts, supervises and stops the receiver processes."""
 
-    def __init__(self, settings: Settings, count: int, *, on_death: Callable[[int], None]) -> None:
+    def __init__(self, settings: Settings, count: int, listener: socket.socket) -> None:
         self.settings = settings
-        self._on_death = on_death
         self._count = count
+        self._listener = listener
         self._context = multiprocessing.get_context("spawn")
+        self._counts = self._context.Array("i", count)  # associations per receiver
         self._processes: list[SpawnProcess] = []
         self._stopping = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, daemon=True)
 
-    def _spawn(self) -> SpawnProcess:
+    def _spawn(self, index: int) -> SpawnProcess:
+        self._counts[index] = 0  # a dead receiver's associations died with it
         ready = self._context.Event()
         process = self._context.Process(
-            target=_receiver_main, args=(self.settings, ready), name="kaapana-dicom", daemon=False
+            target=_receiver_main,
+            args=(self.settings, ready, self._listener, self._counts, index),
+            name="kaapana-dicom",
+            daemon=False,
         )
         process.start()
         if not ready.wait(60):
@@ -81,7 +96,7 @@ class ReceiverPool:
         return process
 
     def start(self) -> None:
-        self._processes = [self._spawn() for _ in range(self._count)]
+        self._processes = [self._spawn(index) for index in range(self._count)]
         self._supervisor.start()
 
     def _supervise(self) -> None:
@@ -91,7 +106,7 @@ class ReceiverPool:
                     log.error(
                         "receiver %d exited with %s; restarting", process.pid, process.exitcode
                     )
-                    self._processes[index] = self._spawn()
+                    self._processes[index] = self._spawn(index)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -121,23 +136,18 @@ def serve(settings: Settings, *, on_ready: ReadyCallback | None = None) -> None:
         count = receiver_count(settings)
         pool: ReceiverPool | None = None
         in_process = None
-        placeholder = None
+        listener = None
         try:
             if count == 1:
                 in_process = start_scp(platform, host=settings.host, port=settings.dicom_port)
                 settings = settings.with_overrides(dicom_port=in_process.server_address[1])
             else:
-                settings, placeholder = _reserve_port(settings)
-                archive = platform.archive
-                pool = ReceiverPool(
-                    settings,
-                    count,
-                    on_death=lambda pid: archive.recover(
-                        journals_of_process(archive.journal_dir, pid)
-                    ),
-                )
+                settings, listener = _listen(settings)
+                # The receivers journal what they acknowledge; this process indexes it, also
+                # what a receiver that died left behind.
+                platform.archive.index_journals()
+                pool = ReceiverPool(settings, count, listener)
                 pool.start()
-                placeholder.close()
             config = uvicorn.Config(
                 create_app(settings, platform=platform),
                 host=settings.host,
@@ -165,8 +175,8 @@ def serve(settings: Settings, *, on_ready: ReadyCallback | None = None) -> None:
                 in_process.wait_idle(GRACE_SECONDS)
             if pool is not None:
                 pool.stop()
-            if placeholder is not None:
-                placeholder.close()
+            if listener is not None:
+                listener.close()
             monitor.stop()
             platform.archive.flush()
             log.info("stopped: open associations finished, pending index writes committed")

@@ -11,7 +11,13 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
-from kaapana.archive import SeriesArrived, SeriesQuietMonitor, StoreResult, StoreStatusValues
+from kaapana.archive import (
+    SeriesArrived,
+    SeriesQuietMonitor,
+    StoreResult,
+    StoreStatusValues,
+    journal,
+)
 from kaapana.archive.metadata import inspect, storage_key_for
 from kaapana.config import DuplicatePolicyValues
 from kaapana.db.engine import session_factory
@@ -277,3 +283,49 @@ def test_start_indexes_what_a_dead_process_acknowledged(make_settings, database_
         assert _count(platform, Instance) == 1
         assert not dead.exists()
         assert platform.archive.recover() == 0  # nothing left to do
+
+
+def test_receiver_process_journals_and_the_owner_indexes(make_settings, database_url) -> None:
+    """A receiver (no index of its own) acknowledges from its journal; the owner indexes it and
+    deletes the journal once the receiver has ended it."""
+    settings = make_settings(database_url=database_url)
+    with Platform(settings) as owner:
+        owner.archive.index_journals()
+        with Platform(settings, migrate=False) as receiver:
+            results = [
+                receiver.archive.store_bytes(
+                    part10(_ct(SOPInstanceUID=generate_uid())),
+                    receiver.archive.target(),
+                    wait=False,
+                )
+                for _ in range(20)
+            ]
+            assert {result.status for result in results} == {StoreStatusValues.acknowledged}
+            owner.archive.flush()
+            assert _count(owner, Instance) == 20
+        owner.archive.flush()
+        assert list(owner.archive.journal_dir.iterdir()) == []
+
+
+def test_journals_rotate_and_ended_ones_are_deleted(
+    make_settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-running receiver starts a new journal every ROTATE_AFTER entries; the indexer
+    deletes each ended one once it is committed, and keeps the one still being written."""
+    monkeypatch.setattr(journal, "ROTATE_AFTER", 5)
+    settings = make_settings()
+    with Platform(settings) as owner:
+        owner.archive.index_journals()
+        with Platform(settings, migrate=False) as receiver:
+            for _ in range(12):
+                receiver.archive.store_bytes(
+                    part10(_ct(SOPInstanceUID=generate_uid())),
+                    receiver.archive.target(),
+                    wait=False,
+                )
+            owner.archive.flush()
+            assert _count(owner, Instance) == 12
+            remaining = list(owner.archive.journal_dir.iterdir())
+            assert [path.name.rsplit("-", 1)[1] for path in remaining] == ["000003.journal"]
+        owner.archive.flush()
+        assert list(owner.archive.journal_dir.iterdir()) == []

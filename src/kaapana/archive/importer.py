@@ -1,23 +1,29 @@
 """Import of files, folders (recursive) and zip archives into the archive.
 
 Non-DICOM files are skipped and counted; broken DICOM is rejected with its reason; nothing stops
-the import. Files are read and stored by a small thread pool: file I/O, hashing and fsync release
-the GIL, and concurrent stores share the index writer's group commits.
+the import. Worker processes (one per core) read, check and describe files ahead, so parsing and
+DICOM JSON use every core, while the main process stores them in batches: all files of a batch
+are written, then synced together, renamed into place, their folders synced once, and their
+index rows written in one commit.
 """
 
+import logging
+import multiprocessing
 import os
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from kaapana.archive.archive import Archive, StoreStatusValues, StoreTarget
-from kaapana.archive.metadata import ensure_part10
+from kaapana.archive.metadata import DescribedObject, describe, ensure_part10, inspect
 from kaapana.errors import InvalidDicom, InvalidInput, KaapanaError
 
-_MAX_IN_FLIGHT = 64
+log = logging.getLogger(__name__)
+BATCH_SIZE = 128
 
 
 class ImportOutcomeValues(StrEnum):
@@ -34,6 +40,7 @@ class ImportSource:
 
     name: str
     read: Callable[[], bytes]
+    path: Path | None = None  # a file that a worker process can read itself
 
 
 @dataclass
@@ -78,7 +85,7 @@ def iter_sources(paths: Iterable[Path]) -> Iterator[ImportSource]:
         if path.suffix.lower() == ".zip" and zipfile.is_zipfile(path):
             yield from _zip_sources(path)
         else:
-            yield ImportSource(str(path), path.read_bytes)
+            yield ImportSource(str(path), path.read_bytes, path)
 
 
 def count_sources(paths: Iterable[Path]) -> int:
@@ -93,26 +100,67 @@ def count_sources(paths: Iterable[Path]) -> int:
     return total
 
 
-def _import_one(archive: Archive, source: ImportSource, target: StoreTarget) -> tuple[str, str]:
-    try:
-        data = source.read()
-    except OSError as exc:
-        return ImportOutcomeValues.rejected, f"unreadable: {exc}"
+def _prepare(name: str, content: Path | bytes) -> DescribedObject | tuple[str, str]:
+    """Read (if ``content`` is a path), check and describe one candidate, in a worker process:
+    the object to store, or its outcome (skipped, rejected)."""
+    if isinstance(content, Path):
+        try:
+            data = content.read_bytes()
+        except OSError as exc:
+            return ImportOutcomeValues.rejected, f"unreadable: {exc}"
+    else:
+        data = content
     if not (len(data) >= 132 and data[128:132] == b"DICM"):
         try:
             data = ensure_part10(data)
         except InvalidDicom:
             return ImportOutcomeValues.skipped, "not DICOM"
     try:
-        result = archive.store_bytes(data, target, source=source.name)
-    except KaapanaError as exc:
+        received = inspect(data, source=name)
+    except InvalidDicom as exc:
         return ImportOutcomeValues.rejected, exc.detail
-    outcome = {
-        StoreStatusValues.stored: ImportOutcomeValues.accepted,
-        StoreStatusValues.duplicate: ImportOutcomeValues.duplicate,
-        StoreStatusValues.replaced: ImportOutcomeValues.replaced,
-    }[result.status]
-    return outcome, ""
+    return DescribedObject(received.data, describe(received))
+
+
+def _submit(pool: Executor, source: ImportSource) -> "Future[DescribedObject | tuple[str, str]]":
+    if source.path is not None:
+        return pool.submit(_prepare, source.name, source.path)
+    try:
+        data = source.read()
+    except OSError as exc:
+        failed: Future[DescribedObject | tuple[str, str]] = Future()
+        failed.set_result((ImportOutcomeValues.rejected, f"unreadable: {exc}"))
+        return failed
+    return pool.submit(_prepare, source.name, data)
+
+
+_OUTCOMES = {
+    StoreStatusValues.stored: ImportOutcomeValues.accepted,
+    StoreStatusValues.duplicate: ImportOutcomeValues.duplicate,
+    StoreStatusValues.replaced: ImportOutcomeValues.replaced,
+}
+
+
+def _store_batch(
+    archive: Archive, target: StoreTarget, batch: list[tuple[ImportSource, DescribedObject]]
+) -> list[tuple[str, str]]:
+    """Outcomes of one batch, stored and committed together; one by one if the batch fails."""
+    try:
+        results = archive.store_all([received for _source, received in batch], target)
+    except Exception:
+        log.warning("storing %d objects together failed; storing them one by one", len(batch))
+        results = []
+        for source, received in batch:
+            try:
+                results.append(archive.store_bytes(received.data, target, source=source.name))
+            except KaapanaError as exc:
+                results.append(exc)
+    return [
+        (ImportOutcomeValues.rejected, result.detail)
+        if isinstance(result, KaapanaError)
+        else (_OUTCOMES[result.status], "")
+        for result in results
+    ]
 
 
 def import_paths(
@@ -123,26 +171,63 @@ def import_paths(
     workers: int = 4,
     on_progress: Callable[[ImportSource, str, str], None] | None = None,
 ) -> ImportReport:
-    """Import everything under ``paths``; ``on_progress(source, outcome, reason)`` per object."""
+    """Import everything under ``paths``; ``on_progress(source, outcome, reason)`` per object.
+
+    Workers read and check files ahead while the objects before them are stored in batches:
+    each batch is written, synced and committed together, and its objects are reported only
+    then, so the summary never counts an object that is not durable and indexed.
+    """
     report = ImportReport()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kaapana-import") as pool:
-        in_flight = []
+    processes = max(1, min(workers, os.cpu_count() or 1))
+    # fork: the workers start at once with everything imported; they touch no database.
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        ahead: deque[tuple[ImportSource, Future[DescribedObject | tuple[str, str]]]] = deque()
         for source in iter_sources(paths):
-            in_flight.append((source, pool.submit(_import_one, archive, source, target)))
-            if len(in_flight) >= _MAX_IN_FLIGHT:
-                _collect(in_flight.pop(0), report, on_progress)
-        for item in in_flight:
-            _collect(item, report, on_progress)
+            ahead.append((source, _submit(pool, source)))
+            if len(ahead) >= 2 * BATCH_SIZE:
+                _import_batch(archive, target, ahead, report, on_progress)
+        while ahead:
+            _import_batch(archive, target, ahead, report, on_progress)
     return report
 
 
-def _collect(
-    item: tuple[ImportSource, Future[tuple[str, str]]],
+def _import_batch(
+    archive: Archive,
+    target: StoreTarget,
+    ahead: "deque[tuple[ImportSource, Future[DescribedObject | tuple[str, str]]]]",
     report: ImportReport,
     on_progress: Callable[[ImportSource, str, str], None] | None,
 ) -> None:
-    source, future = item
-    outcome, reason = future.result()
+    """Take up to ``BATCH_SIZE`` prepared candidates off ``ahead`` (stopping before a SOP
+    Instance UID repeats, so a later object replaces an earlier one as it would one by one),
+    store them and report every outcome."""
+    done: list[tuple[ImportSource, tuple[str, str] | None]] = []
+    batch: list[tuple[ImportSource, DescribedObject]] = []
+    uids: set[str] = set()
+    while ahead and len(done) < BATCH_SIZE:
+        source, future = ahead[0]
+        prepared = future.result()
+        if isinstance(prepared, DescribedObject):
+            if prepared.sop_instance_uid in uids:
+                break
+            uids.add(prepared.sop_instance_uid)
+            batch.append((source, prepared))
+            done.append((source, None))
+        else:
+            done.append((source, prepared))
+        ahead.popleft()
+    stored = iter(_store_batch(archive, target, batch) if batch else [])
+    for source, outcome in done:
+        _count(report, source, *(outcome or next(stored)), on_progress)
+
+
+def _count(
+    report: ImportReport,
+    source: ImportSource,
+    outcome: str,
+    reason: str,
+    on_progress: Callable[[ImportSource, str, str], None] | None,
+) -> None:
     if outcome == ImportOutcomeValues.accepted:
         report.accepted += 1
     elif outcome == ImportOutcomeValues.duplicate:

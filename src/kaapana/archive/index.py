@@ -21,7 +21,7 @@ from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from kaapana.archive.metadata import InstanceRecord, ReceivedObject, describe
+from kaapana.archive.metadata import DescribedObject, InstanceRecord, ReceivedObject, describe
 from kaapana.db.engine import write_transaction
 from kaapana.db.models import (
     DatasetSeries,
@@ -52,7 +52,7 @@ _INSTANCE_COLUMNS = (
 class IndexRequest:
     """``after_commit(outcome, error)`` runs in the writer before the request's future resolves."""
 
-    received: ReceivedObject
+    received: ReceivedObject | DescribedObject
     project_pk: int
     dataset_pk: int | None = None
     after_commit: "Callable[[IndexOutcome | None, BaseException | None], None] | None" = None
@@ -130,6 +130,7 @@ class IndexWriter:
         self._studies: dict[str, int] = {}
         self._series: dict[str, int] = {}
         self._visible: set[tuple[int, int]] = set()
+        self._write_lock = threading.Lock()  # the caches above belong to one writer at a time
         self._thread = threading.Thread(target=self._run, name="kaapana-index-writer", daemon=True)
         self._closed = False
         self._thread.start()
@@ -147,6 +148,19 @@ class IndexWriter:
             self._pending[request.received.sop_instance_uid] = request.received.sha256
         self._queue.put((request, future))
         return future
+
+    def write(self, requests: list[IndexRequest]) -> list[IndexOutcome]:
+        """Commit ``requests`` now, in the caller's thread, as one group commit.
+
+        For a caller that gathers its own batches (the journal indexer, import): no hand-over
+        to the writer thread and back. Raises the first error if any object was not indexed.
+        """
+        batch: list[tuple[IndexRequest, Future[IndexOutcome]]] = [
+            (request, Future()) for request in requests
+        ]
+        with self._write_lock:
+            self._commit(batch)
+        return [future.result() for _, future in batch]
 
     def close(self) -> None:
         """Commit what is queued, then stop (called on shutdown, so nothing accepted is lost)."""
@@ -174,7 +188,8 @@ class IndexWriter:
                     stopping = True
                     break
                 batch.append(nxt)
-            self._commit(batch)
+            with self._write_lock:
+                self._commit(batch)
 
     def _commit(self, batch: list[tuple[IndexRequest, "Future[IndexOutcome]"]]) -> None:
         try:

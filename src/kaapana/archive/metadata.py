@@ -10,23 +10,30 @@ import logging
 import re
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import pydicom
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ImplicitVRLittleEndian
+from pydicom.tag import Tag
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ImplicitVRLittleEndian
 from pydicom.valuerep import VR
 
+from kaapana.archive.dicomjson import dataset_json
 from kaapana.errors import InvalidDicom
 
 log = logging.getLogger(__name__)
 UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _VALID_VRS = frozenset(vr.value for vr in VR)
+_PLAIN_VRS = frozenset({None, "AE", "AS", "CS", "DA", "DT", "IS", "LO", "PN", "SH", "TM", "UI"})
+_PLAIN_INT = re.compile(r" *[+-]?[0-9]+ *")
+_KEYWORD_TAGS: dict[str, int] = {}
 BULK_DATA_THRESHOLD = 1024
+DEFER_SIZE = 16 * 1024
 
 # Attributes that differ from instance to instance; dropped from the series-level JSON.
 _INSTANCE_LEVEL_TAGS = frozenset(
@@ -59,8 +66,29 @@ def clean_uid(value: object, keyword: str) -> str:
     return uid
 
 
+def _plain(ds: Dataset, keyword: str) -> str | None:
+    """The value as it is in the raw bytes, when pydicom's conversion could change nothing but
+    padding (one value, ASCII, a text VR): the index columns then need no conversion. None
+    when pydicom must convert it; "" when the attribute is absent."""
+    tag = _KEYWORD_TAGS.get(keyword)
+    if tag is None:
+        tag = _KEYWORD_TAGS[keyword] = pydicom.datadict.tag_for_keyword(keyword)
+    element = ds._dict.get(tag)
+    if element is None:
+        return ""
+    if not isinstance(element, RawDataElement) or element.VR not in _PLAIN_VRS:
+        return None
+    value = element.value
+    if value is None or not value.isascii() or b"\\" in value or b"\x1b" in value:
+        return None
+    return value.decode("ascii")
+
+
 def _text(ds: Dataset, keyword: str, limit: int) -> str:
     """A string attribute as the index stores it: no NUL (PostgreSQL refuses it), clipped."""
+    plain = _plain(ds, keyword)
+    if plain is not None:
+        return plain.replace("\x00", "").strip()[:limit]
     value = ds.get(keyword)
     if value is None:
         return ""
@@ -69,6 +97,13 @@ def _text(ds: Dataset, keyword: str, limit: int) -> str:
 
 
 def _int(ds: Dataset, keyword: str) -> int | None:
+    plain = _plain(ds, keyword)
+    if plain is not None:
+        plain = plain.rstrip(" \x00")
+        if not plain:
+            return None
+        if _PLAIN_INT.fullmatch(plain):
+            return int(plain)
     try:
         value = ds.get(keyword)
         return int(value) if value not in (None, "") else None
@@ -123,7 +158,7 @@ def storage_key_for(
     return f"dicom/{study_instance_uid}/{series_instance_uid}/{sop_instance_uid}.dcm"
 
 
-def _check_framing(ds: Dataset, source: str) -> None:
+def _check_framing(ds: Dataset, source: str, size: int) -> None:
     """pydicom reads truncated data and unknown VR codes silently; both are caught here."""
     for element in ds._dict.values():
         if isinstance(element, RawDataElement):
@@ -132,10 +167,13 @@ def _check_framing(ds: Dataset, source: str) -> None:
                     f"{source}: element {element.tag} has an unknown VR {element.VR!r}"
                 )
             length, value = element.length, element.value
-            if length != _UNDEFINED_LENGTH and value is not None and len(value) != length:
+            if length == _UNDEFINED_LENGTH:
+                continue
+            available = len(value) if value is not None else size - element.value_tell
+            if available < length or (value is not None and len(value) != length):
                 raise InvalidDicom(
                     f"{source}: element {element.tag} declares {length} bytes but only "
-                    f"{len(value)} follow (truncated or absurd length)"
+                    f"{max(available, 0)} follow (truncated or absurd length)"
                 )
 
 
@@ -162,16 +200,24 @@ def ensure_part10(data: bytes) -> bytes:
 
 
 def read_dataset(data: bytes, *, source: str, force: bool = False) -> FileDataset:
-    """Parse ``data`` fully; framing errors and parser complaints become ``InvalidDicom``."""
+    """Parse ``data``; framing errors and parser complaints become ``InvalidDicom``.
+
+    Values longer than ``DEFER_SIZE`` (pixel data, mostly) are not copied out of ``data``: they
+    are read from it if anyone asks (the metadata needs only their length). Deflated data sets
+    are parsed from an inflated copy, which deferred reads could not find, so they are read whole.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            ds = pydicom.dcmread(io.BytesIO(data), force=force)
+            ds = pydicom.dcmread(io.BytesIO(data), force=force, defer_size=DEFER_SIZE)
+            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+            if syntax is not None and UID(syntax).is_deflated:
+                ds = pydicom.dcmread(io.BytesIO(data), force=force)
     except InvalidDicomError as exc:
         raise InvalidDicom(f"{source}: not a DICOM Part 10 object ({exc})") from exc
     except Exception as exc:
         raise InvalidDicom(f"{source}: unreadable DICOM ({type(exc).__name__}: {exc})") from exc
-    _check_framing(ds, source)
+    _check_framing(ds, source, len(data))
     if len(ds._dict) == 0:
         raise InvalidDicom(f"{source}: no data elements")
     return ds
@@ -187,14 +233,7 @@ def read_header(data: bytes) -> Dataset:
         raise InvalidDicom(f"unreadable DICOM ({type(exc).__name__}: {exc})") from exc
 
 
-def _bulk_data_uri(prefix: str) -> Any:
-    def handler(element: DataElement) -> str:
-        return f"{prefix}/bulkdata/{element.tag:08X}"
-
-    return handler
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ReceivedObject:
     """An object that passed the checks a success status depends on, not yet described."""
 
@@ -204,8 +243,12 @@ class ReceivedObject:
     series_instance_uid: str
     sop_instance_uid: str
     sop_class_uid: str
-    sha256: str
     source: str
+
+    @cached_property
+    def sha256(self) -> str:
+        """Computed when first asked for: a receiver that only stores never needs it."""
+        return hashlib.sha256(self.data).hexdigest()
 
     @property
     def storage_key(self) -> str:
@@ -238,39 +281,51 @@ def inspect(data: bytes, *, source: str = "object") -> ReceivedObject:
         series_instance_uid=uids[1],
         sop_instance_uid=uids[2],
         sop_class_uid=sop_class_uid,
-        sha256=hashlib.sha256(data).hexdigest(),
         source=source,
     )
 
 
-def _tolerant_json(ds: Dataset, prefix: str, sop_instance_uid: str) -> dict[str, Any]:
+def _metadata_json(ds: Dataset, prefix: str, sop_instance_uid: str) -> dict[str, Any]:
     """DICOM JSON of ``ds``; an element whose value does not convert is left out and logged.
 
     Real-world objects carry such values (an IS of "x"); the object is still worth keeping.
     """
-    handler = _bulk_data_uri(prefix)
-    try:
-        return ds.to_json_dict(BULK_DATA_THRESHOLD, handler)
-    except Exception:  # some element does not convert; find it below, element by element
-        pass
-    result: dict[str, Any] = {}
-    tags = list(ds.keys())  # iterating the Dataset itself would convert every element first
-    for tag in tags:
-        try:
-            element = ds[tag]
-            result[f"{tag:08X}"] = element.to_json_dict(handler, BULK_DATA_THRESHOLD)
-        except Exception as exc:
-            log.warning(
-                "SOP Instance %s: element %s left out of the metadata (%s)",
-                sop_instance_uid,
-                tag,
-                exc,
-            )
-    return result
+
+    def left_out(tag: int, exc: Exception) -> None:
+        log.warning(
+            "SOP Instance %s: element %s left out of the metadata (%s)",
+            sop_instance_uid,
+            Tag(tag),
+            exc,
+        )
+
+    return dataset_json(ds, prefix, BULK_DATA_THRESHOLD, left_out)
 
 
-def describe(received: ReceivedObject) -> InstanceRecord:
+@dataclass(frozen=True, slots=True)
+class DescribedObject:
+    """An object described already (by an import worker process): its bytes and its record."""
+
+    data: bytes
+    record: InstanceRecord
+
+    @property
+    def storage_key(self) -> str:
+        return self.record.storage_key
+
+    @property
+    def sop_instance_uid(self) -> str:
+        return self.record.sop_instance_uid
+
+    @property
+    def sha256(self) -> str:
+        return self.record.sha256
+
+
+def describe(received: ReceivedObject | DescribedObject) -> InstanceRecord:
     """Everything the index stores about an object; tolerant, never refuses an inspected one."""
+    if isinstance(received, DescribedObject):
+        return received.record
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return _describe(received)
@@ -282,7 +337,7 @@ def _describe(received: ReceivedObject) -> InstanceRecord:
     series_uid = received.series_instance_uid
     sop_uid = received.sop_instance_uid
     prefix = f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
-    instance_json = _tolerant_json(ds, prefix, sop_uid)
+    instance_json = _metadata_json(ds, prefix, sop_uid)
     series_json = {
         tag: value
         for tag, value in instance_json.items()
@@ -322,6 +377,7 @@ def _describe(received: ReceivedObject) -> InstanceRecord:
 
 __all__ = [
     "UID_PATTERN",
+    "DescribedObject",
     "InstanceRecord",
     "ReceivedObject",
     "clean_uid",

@@ -44,7 +44,9 @@ def import_command(
     dataset: Annotated[
         str | None, typer.Option(help="Also add the imported series to this dataset.")
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Parallel readers.")] = 4,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes that parse (at most one per core).")
+    ] = 4,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
 ) -> None:
     """Import DICOM files into the archive. Exit code 1 if any object was rejected."""

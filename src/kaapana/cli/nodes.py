@@ -1,4 +1,8 @@
-"""``kaapana nodes`` and ``kaapana send``: remote DICOM application entities."""
+"""``kaapana nodes`` and ``kaapana send``: remote DICOM application entities.
+
+The DICOM client (pynetdicom) is imported by the commands that talk to a node, not when the CLI
+starts, so that other commands start sooner.
+"""
 
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +14,6 @@ from rich.table import Table
 from kaapana.archive.importer import iter_file_paths
 from kaapana.archive.nodes import Nodes
 from kaapana.cli._common import console, platform_of, print_json
-from kaapana.dimse.scu import echo, send
 from kaapana.errors import InvalidInput
 
 app = typer.Typer(help="Remote DICOM nodes: destinations for send and C-MOVE.")
@@ -79,6 +82,8 @@ def echo_command(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="Node to verify.")]
 ) -> None:
     """C-ECHO a node (exit code 1 if it does not answer)."""
+    from kaapana.dimse.scu import echo
+
     with platform_of(ctx) as platform:
         node = Nodes(platform.engine).get(name)
         seconds = echo(node, calling_ae_title=platform.settings.ae_title)
@@ -99,6 +104,8 @@ def send_command(
     ] = None,
 ) -> None:
     """C-STORE archive studies/series or local files to a node, in their stored transfer syntax."""
+    from kaapana.dimse.scu import send
+
     if not (paths or study or series):
         raise typer.BadParameter("give PATH(s), --study or --series")
     with platform_of(ctx) as platform:

@@ -1,4 +1,8 @@
-"""``kaapana serve``."""
+"""``kaapana serve``.
+
+The server's modules (HTTP, DICOM) are imported when the command runs, not when the CLI starts:
+every other command, `kaapana import` above all, starts ~0.2 s sooner without them.
+"""
 
 import logging
 from typing import Annotated
@@ -12,7 +16,6 @@ from kaapana.cli._common import (
     settings_of,
 )
 from kaapana.config import Settings
-from kaapana.server import receiver_count, serve
 
 
 def serve_command(
@@ -32,6 +35,8 @@ def serve_command(
     ] = None,
 ) -> None:
     """Run the DICOM SCP (echo, store, find, move, get) and the HTTP server until Ctrl-C."""
+    from kaapana.server import serve
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     with reported_errors():
@@ -46,6 +51,8 @@ def serve_command(
 
 
 def _announce(settings: Settings, password: str | None) -> None:
+    from kaapana.server import receiver_count
+
     out = console()
     out.print(
         f"DICOM SCP [bold]{settings.ae_title}[/bold] on {settings.host}:{settings.dicom_port} "

@@ -5,7 +5,7 @@ line of defence: whatever reaches a backend can never name a place outside the s
 """
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO, Protocol
 
 from kaapana.errors import InvalidInput
@@ -28,6 +28,10 @@ class ObjectStore(Protocol):
 
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key`` durably; readers see old or new, never half."""
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """``put`` for several objects, in order (a repeated key ends with its last data); all are
+        durable when it returns. One round of syncs for the lot, not one per object."""
 
     def open(self, key: str) -> BinaryIO:
         """A readable binary stream of the object; raises ``NotFound``."""

@@ -2,11 +2,14 @@
 
 Each put writes a uniquely named temp file beside the target, fsyncs it, renames it over the target
 and fsyncs the directory, so after a success status the object survives ``kill -9`` and power loss.
+``put_many`` does the same for a batch with one round of syncs.
 """
 
+import functools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,6 +17,13 @@ from kaapana.errors import NotFound
 from kaapana.storage.base import validate_key
 
 TEMP_SUFFIX = ".kp-tmp"
+_SYNC_THREADS = 16
+
+
+@functools.cache
+def _syncers() -> ThreadPoolExecutor:
+    """Threads that fsync the files of one ``put_many`` at the same time."""
+    return ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="kaapana-fsync")
 
 
 class FilesystemStore:
@@ -26,29 +36,46 @@ class FilesystemStore:
         return self.root / validate_key(key)
 
     def put(self, key: str, data: bytes) -> None:
-        target = self._path(key)
-        directory = target.parent
-        if directory not in self._known_dirs:
-            directory.mkdir(parents=True, exist_ok=True)
-            self._known_dirs.add(directory)
-        temp = directory / f".{target.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.put_many([(key, data)])
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Write every object to a temp file, fsync them all (concurrently, so the file system
+        commits them together), rename them into place in order, then fsync each folder once."""
+        written: list[tuple[Path, Path]] = []
+        fds: list[int] = []
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            for key, data in items:
+                target = self._path(key)
+                directory = target.parent
+                if directory not in self._known_dirs:
+                    directory.mkdir(parents=True, exist_ok=True)
+                    self._known_dirs.add(directory)
+                temp = directory / f".{target.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                fds.append(fd)
+                written.append((temp, target))
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            if len(fds) == 1:
+                os.fsync(fds[0])
+            else:
+                list(_syncers().map(os.fsync, fds))
         except BaseException:
-            os.close(fd)
-            temp.unlink(missing_ok=True)
+            for temp, _target in written:
+                temp.unlink(missing_ok=True)
             raise
-        os.close(fd)
-        os.replace(temp, target)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
         finally:
-            os.close(dir_fd)
+            for fd in fds:
+                os.close(fd)
+        for temp, target in written:
+            os.replace(temp, target)
+        for directory in dict.fromkeys(target.parent for _temp, target in written):
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
 
     def open(self, key: str) -> BinaryIO:
         try:
