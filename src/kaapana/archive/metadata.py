@@ -223,16 +223,6 @@ def read_dataset(data: bytes, *, source: str, force: bool = False) -> FileDatase
     return ds
 
 
-def read_header(data: bytes) -> Dataset:
-    """The attributes before Pixel Data, for checks that must not cost a full parse."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-    except Exception as exc:
-        raise InvalidDicom(f"unreadable DICOM ({type(exc).__name__}: {exc})") from exc
-
-
 @dataclass(frozen=True)
 class ReceivedObject:
     """An object that passed the checks a success status depends on, not yet described."""
@@ -385,6 +375,5 @@ __all__ = [
     "ensure_part10",
     "inspect",
     "read_dataset",
-    "read_header",
     "storage_key_for",
 ]

@@ -1,10 +1,11 @@
 """STOW-RS (PS3.18 §10.5): store the parts of a ``multipart/related`` request.
 
-Each part goes through the same ingest as a C-STORE (durable before it is acknowledged), one at
-a time as the body streams in, so a large upload never sits in memory and a bad part fails on
-its own: it is listed in FailedSOPSequence with a FailureReason and the good ones are stored.
-Status: 200 all stored, 202 some failed, 409 none stored. The reason for the first failure also
-goes into a ``Warning`` header, since the DICOM response has codes only.
+Each part is checked as the body streams in, as a C-STORE would be, and the good ones are
+stored in batches (one round of syncs and one commit per batch, before the answer, so what is
+acknowledged is durable and searchable); a large upload never sits in memory whole. A bad part
+fails on its own: it is listed in FailedSOPSequence with a FailureReason. Status: 200 all
+stored, 202 some failed, 409 none stored. The reason for the first failure also goes into a
+``Warning`` header, since the DICOM response has codes only.
 """
 
 import logging
@@ -17,7 +18,7 @@ from pydicom.dataset import Dataset
 from starlette.concurrency import run_in_threadpool
 
 from kaapana.archive import Archive, StoreResult, StoreTarget
-from kaapana.archive.metadata import ensure_part10, read_header
+from kaapana.archive.metadata import ReceivedObject, ensure_part10, inspect
 from kaapana.dicomweb.context import DICOM_JSON, ContextDep, DicomwebContext
 from kaapana.dicomweb.media_types import parse_media_type
 from kaapana.dicomweb.multipart import Part, boundary_of, read_parts
@@ -67,57 +68,83 @@ def _check_content_type(request: Request) -> str:
     return boundary_of(media_type)
 
 
-def _store_part(
-    archive: Archive,
-    target: StoreTarget,
-    part: Part,
-    number: int,
-    study: str | None,
-    outcome: _Outcome,
-) -> None:
+BATCH_OBJECTS: Final = 32
+BATCH_BYTES: Final = 64 * 1024 * 1024
+
+
+@dataclass
+class _Batch:
+    """Checked objects waiting to be stored together: one round of syncs, one commit."""
+
+    objects: list[ReceivedObject] = field(default_factory=list)
+    size: int = 0
+
+    def full(self) -> bool:
+        return len(self.objects) >= BATCH_OBJECTS or self.size >= BATCH_BYTES
+
+    def holds(self, sop_instance_uid: str) -> bool:
+        return any(o.sop_instance_uid == sop_instance_uid for o in self.objects)
+
+
+def _check_part(
+    part: Part, number: int, study: str | None, outcome: _Outcome
+) -> ReceivedObject | None:
+    """The part as an object ready to store, or None with its failure noted."""
     part_type = (part.content_type or DICOM).split(";")[0].strip().lower()
     if part_type != DICOM:
         outcome.failed.append(
             ("", "", CANNOT_UNDERSTAND, f"part {number} is {part_type}, not {DICOM}")
         )
-        return
+        return None
     try:
-        data = ensure_part10(part.read())
-        if study is not None:
-            mismatch = _other_study(data, study)
-            if mismatch is not None:
-                outcome.failed.append(mismatch)
-                return
-        result = archive.store_bytes(data, target, source=f"STOW-RS part {number}", wait=False)
+        received = inspect(ensure_part10(part.read()), source=f"STOW-RS part {number}")
     except InvalidDicom as exc:
         outcome.failed.append(("", "", CANNOT_UNDERSTAND, exc.detail))
-        return
-    except Conflict as exc:
-        outcome.failed.append(("", "", DUPLICATE_SOP_INSTANCE, exc.detail))
-        return
-    except OSError as exc:
-        log.exception("STOW-RS part %d could not be stored", number)
-        outcome.failed.append(("", "", PROCESSING_FAILURE, f"storage failed: {exc.strerror}"))
-        return
-    outcome.stored.append(result)
-    outcome.studies.add(result.study_instance_uid)
-
-
-def _other_study(data: bytes, study: str) -> tuple[str, str, int, str] | None:
-    """A failure entry when the object belongs to another study than the request's path.
-
-    Checked before storing: an object reported as failed must not be kept.
-    """
-    header = read_header(data)
-    found = str(header.get("StudyInstanceUID", "")).strip("\x00 ")
-    if found == study:
         return None
-    return (
-        str(header.get("SOPClassUID", "")),
-        str(header.get("SOPInstanceUID", "")),
-        STUDY_MISMATCH,
-        f"instance belongs to study {found or '(none)'}, not {study}",
-    )
+    if study is not None and received.study_instance_uid != study:
+        # Refused before storing: an object reported as failed must not be kept.
+        outcome.failed.append(
+            (
+                received.sop_class_uid,
+                received.sop_instance_uid,
+                STUDY_MISMATCH,
+                f"instance belongs to study {received.study_instance_uid}, not {study}",
+            )
+        )
+        return None
+    return received
+
+
+def _store_batch(archive: Archive, target: StoreTarget, batch: _Batch, outcome: _Outcome) -> None:
+    if not batch.objects:
+        return
+    try:
+        results = archive.store_all(batch.objects, target)
+    except OSError as exc:
+        log.exception("STOW-RS: %d objects could not be stored", len(batch.objects))
+        for received in batch.objects:
+            outcome.failed.append(
+                (
+                    received.sop_class_uid,
+                    received.sop_instance_uid,
+                    PROCESSING_FAILURE,
+                    f"storage failed: {exc.strerror}",
+                )
+            )
+        return
+    for received, result in zip(batch.objects, results, strict=True):
+        if isinstance(result, Conflict):
+            outcome.failed.append(
+                (
+                    received.sop_class_uid,
+                    received.sop_instance_uid,
+                    DUPLICATE_SOP_INSTANCE,
+                    result.detail,
+                )
+            )
+        else:
+            outcome.stored.append(result)
+            outcome.studies.add(result.study_instance_uid)
 
 
 async def _store(request: Request, context: DicomwebContext, study: str | None) -> Response:
@@ -130,14 +157,25 @@ async def _store(request: Request, context: DicomwebContext, study: str | None) 
     archive = context.platform.archive
     target = await run_in_threadpool(archive.target, project.name)
     outcome = _Outcome()
+    batch = _Batch()
     number = 0
     async for part in read_parts(request.stream(), boundary=boundary, max_body_bytes=limit):
         number += 1
         with part:
-            await run_in_threadpool(_store_part, archive, target, part, number, study, outcome)
+            received = await run_in_threadpool(_check_part, part, number, study, outcome)
+        if received is None:
+            continue
+        if batch.holds(received.sop_instance_uid):  # one object per UID in a batch
+            await run_in_threadpool(_store_batch, archive, target, batch, outcome)
+            batch = _Batch()
+        batch.objects.append(received)
+        batch.size += len(received.data)
+        if batch.full():
+            await run_in_threadpool(_store_batch, archive, target, batch, outcome)
+            batch = _Batch()
+    await run_in_threadpool(_store_batch, archive, target, batch, outcome)
     if number == 0:
         raise InvalidInput("the multipart body has no parts")
-    await run_in_threadpool(archive.flush)  # what we answer for is searchable right away
     await run_in_threadpool(
         context.platform.auth.audit.record,
         "store",
