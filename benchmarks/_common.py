@@ -482,6 +482,15 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+def latency_summary(samples: Sequence[float]) -> dict[str, float]:
+    """p50, p95 and maximum of latencies in seconds, as milliseconds."""
+    return {
+        "p50_ms": round(percentile(samples, 0.50) * 1000, 2),
+        "p95_ms": round(percentile(samples, 0.95) * 1000, 2),
+        "max_ms": round(max(samples) * 1000, 2),
+    }
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 

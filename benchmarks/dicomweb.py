@@ -52,8 +52,8 @@ from _common import (
     Report,
     cached_file_set,
     default_cache_dir,
+    latency_summary,
     median,
-    percentile,
     postgres_schema,
     run_clients,
     storescu_command,
@@ -429,14 +429,6 @@ def load_orthanc(server: Orthanc, file_sets: Sequence[FileSet]) -> float:
 # --- reads: QIDO-RS, metadata, WADO-RS ------------------------------------------------------
 
 
-def _summary(samples: Sequence[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(percentile(samples, 0.50) * 1000, 2),
-        "p95_ms": round(percentile(samples, 0.95) * 1000, 2),
-        "max_ms": round(max(samples) * 1000, 2),
-    }
-
-
 def _get_json(client: httpx.Client, url: str, params: dict[str, str]) -> tuple[float, Any]:
     start = time.perf_counter()
     response = client.get(url, params=params, headers={"Accept": "application/dicom+json"})
@@ -484,7 +476,7 @@ def measure_searches(
             "request": request,
             "requests": len(samples),
             "mean_matches": round(sum(matches[request]) / len(samples), 1),
-            **_summary(samples),
+            **latency_summary(samples),
         }
         for request, samples in timings.items()
     ]

@@ -52,6 +52,7 @@ from _common import (
     count_kaapana_instances,
     dcmtk_env,
     default_cache_dir,
+    latency_summary,
     median,
     percentile,
     run_clients,
@@ -266,14 +267,6 @@ def _echo(assoc: Association) -> float:
     return seconds
 
 
-def _summary(samples: Sequence[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(percentile(samples, 0.50) * 1000, 2),
-        "p95_ms": round(percentile(samples, 0.95) * 1000, 2),
-        "max_ms": round(max(samples) * 1000, 2),
-    }
-
-
 def measure_in_process(server: Server, queries: Sequence[Query]) -> list[dict[str, object]]:
     ae = AE(ae_title=CALLING_AE)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
@@ -306,7 +299,7 @@ def measure_in_process(server: Server, queries: Sequence[Query]) -> list[dict[st
             "method": "pynetdicom",
             "request": "C-ECHO",
             "requests": len(echoes),
-            **_summary(echoes),
+            **latency_summary(echoes),
         }
     ]
     for kind, samples in timings.items():
@@ -317,7 +310,7 @@ def measure_in_process(server: Server, queries: Sequence[Query]) -> list[dict[st
                 "request": f"C-FIND {kind}",
                 "requests": len(samples),
                 "mean_matches": round(sum(matches[kind]) / len(matches[kind]), 1),
-                **_summary(samples),
+                **latency_summary(samples),
             }
         )
     return cases
@@ -343,7 +336,7 @@ def measure_findscu(server: Server, queries: Sequence[Query]) -> list[dict[str, 
             "method": "echoscu process",
             "request": "C-ECHO",
             "requests": len(echo),
-            **_summary(echo),
+            **latency_summary(echo),
         }
     ]
     timings: dict[str, list[float]] = {}
@@ -358,7 +351,7 @@ def measure_findscu(server: Server, queries: Sequence[Query]) -> list[dict[str, 
                 "method": "findscu process",
                 "request": f"C-FIND {kind}",
                 "requests": len(samples),
-                **_summary(samples),
+                **latency_summary(samples),
                 "net_p50_ms": round(percentile(net, 0.50) * 1000, 2),
                 "net_p95_ms": round(percentile(net, 0.95) * 1000, 2),
             }
