@@ -6,6 +6,7 @@ DCMTK and Orthanc get ``TCP_NODELAY=1``: without it DCMTK leaves Nagle on, and e
 would wait ~40 ms for a delayed ACK, which measures the kernel's timer, not the archive.
 """
 
+import argparse
 import json
 import os
 import shutil
@@ -480,6 +481,17 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(1, round(fraction * len(ordered) + 0.5 - 1e-9))
     return ordered[min(rank, len(ordered)) - 1]
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--out`` and ``--cache-dir``, which every benchmark takes."""
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=default_cache_dir(),
+        help="where generated files are kept between runs",
+    )
 
 
 def latency_summary(samples: Sequence[float]) -> dict[str, float]:

@@ -50,8 +50,8 @@ from _common import (
     Kaapana,
     Orthanc,
     Report,
+    add_output_arguments,
     cached_file_set,
-    default_cache_dir,
     latency_summary,
     median,
     postgres_schema,
@@ -797,13 +797,7 @@ def main() -> int:
     parser.add_argument(
         "--postgres-url", default=POSTGRES_URL, help="database of the large index's schema"
     )
-    parser.add_argument("--out", type=Path, help="also write the JSON here")
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=default_cache_dir(),
-        help="where generated files are kept between runs",
-    )
+    add_output_arguments(parser)
     args = parser.parse_args()
     selected = {name.strip() for name in args.only.split(",") if name.strip()}
     unknown = sorted(selected - set(SERVERS) - set(PARTS))

@@ -33,9 +33,9 @@ from _common import (
     Orthanc,
     Report,
     Server,
+    add_output_arguments,
     cached_file_set,
     count_kaapana_instances,
-    default_cache_dir,
     kaapana_settings,
     median,
     run_clients,
@@ -239,13 +239,7 @@ def main() -> int:
         default=None,
         help="runs per case (default 3; 1 with --quick); the median is reported",
     )
-    parser.add_argument("--out", type=Path, help="also write the JSON here")
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=default_cache_dir(),
-        help="where generated files are kept between runs",
-    )
+    add_output_arguments(parser)
     args = parser.parse_args()
     selected = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(selected) - set(SELECTABLE))

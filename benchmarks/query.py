@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
@@ -48,10 +47,10 @@ from _common import (
     Orthanc,
     Report,
     Server,
+    add_output_arguments,
     cached_file_set,
     count_kaapana_instances,
     dcmtk_env,
-    default_cache_dir,
     latency_summary,
     median,
     percentile,
@@ -407,13 +406,7 @@ def main() -> int:
         default=None,
         help="queries of each kind (default 200; findscu gets a quarter)",
     )
-    parser.add_argument("--out", type=Path, help="also write the JSON here")
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=default_cache_dir(),
-        help="where generated files are kept between runs",
-    )
+    add_output_arguments(parser)
     args = parser.parse_args()
     selected = [name.strip() for name in args.only.split(",") if name.strip()]
     if not selected or set(selected) - set(SERVERS):

@@ -94,9 +94,10 @@ def remove(
         )
         intent = _write_intent(intents, keys) if keys else None
         if orphans:
+            study_pks = set(session.scalars(select(Series.study_pk).where(Series.id.in_(orphans))))
             session.execute(delete(Instance).where(Instance.series_pk.in_(orphans)))
             session.execute(delete(Series).where(Series.id.in_(orphans)))
-            _drop_empty_parents(session)
+            _drop_empty_parents(session, study_pks)
     for key in keys:
         store.delete(key)
     if intent is not None:
@@ -135,11 +136,17 @@ def finish_removals(engine: Engine, store: ObjectStore, intents: Path) -> int:
     return deleted
 
 
-def _drop_empty_parents(session: Session) -> None:
-    empty_studies = select(Study.id).where(~exists().where(Series.study_pk == Study.id))
-    session.execute(delete(Study).where(Study.id.in_(empty_studies.scalar_subquery())))
-    empty_patients = select(Patient.id).where(~exists().where(Study.patient_pk == Patient.id))
-    session.execute(delete(Patient).where(Patient.id.in_(empty_patients.scalar_subquery())))
+def _drop_empty_parents(session: Session, study_pks: set[int]) -> None:
+    """The studies of the deleted series, and their patients, once nothing is left in them."""
+    patient_pks = set(session.scalars(select(Study.patient_pk).where(Study.id.in_(study_pks))))
+    session.execute(
+        delete(Study).where(Study.id.in_(study_pks), ~exists().where(Series.study_pk == Study.id))
+    )
+    session.execute(
+        delete(Patient).where(
+            Patient.id.in_(patient_pks), ~exists().where(Study.patient_pk == Patient.id)
+        )
+    )
 
 
 __all__ = ["INTENT_SUFFIX", "Removal", "finish_removals", "remove"]

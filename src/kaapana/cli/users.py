@@ -83,7 +83,7 @@ def list_(
             str(row["display_name"]),
             "yes" if row["admin"] else "",
             "yes" if row["active"] else "no",
-            ", ".join(roles.get(str(row["username"]), [])),
+            ", ".join(row["roles"]),  # type: ignore[arg-type]
             str(row["last_login_at"] or ""),
         )
     console().print(table)
