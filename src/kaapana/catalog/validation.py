@@ -11,7 +11,7 @@ import logging
 import shutil
 import subprocess
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from pydicom import config, dcmread
-from pydicom.dataelem import DataElement
+from pydicom.datadict import dictionary_has_tag, dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import validate_value
@@ -49,6 +49,10 @@ REQUIRED_KEYWORDS: Final = (
 DCIODVFY_TIMEOUT_SECONDS: Final = 120
 _DCIODVFY_ERROR: Final = "Error - "
 _DCIODVFY_WARNING: Final = "Warning - "
+# The VRs whose values are strings with a format of their own (PS3.5 6.2).
+_TEXT_VRS: Final = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UI", "UR"}
+)
 
 
 class ValidationStatusValues(StrEnum):
@@ -117,15 +121,39 @@ def dciodvfy_findings(executable: str, files: Sequence[tuple[str, Path]]) -> Fin
     return Findings(_unique(errors), _unique(found_warnings))
 
 
-def _value_errors(element: DataElement) -> list[str]:
-    values = element.value if isinstance(element.value, MultiValue) else [element.value]
-    problems = []
-    for value in values:
-        try:
-            validate_value(element.VR, value, config.RAISE)
-        except ValueError as exc:
-            problems.append(f"{element.keyword or element.tag} ({element.VR}): {exc}")
-    return problems
+def _strings(value: object) -> list[str]:
+    """The values of one element as they are encoded: raw bytes split at backslashes."""
+    if isinstance(value, bytes):
+        return [v.strip(" \0") for v in value.decode("latin-1").split("\\")]
+    values = value if isinstance(value, MultiValue) else [value]
+    return [str(getattr(v, "original_string", v)) for v in values if v is not None]
+
+
+def _value_errors(ds: Dataset) -> Iterator[str]:
+    """Every value of a text VR that its VR does not allow, in ``ds`` and its sequences.
+
+    The elements are read raw (``get_item``), so a value is judged as it was written and not
+    after pydicom's conversion.
+    """
+    for tag in list(ds.keys()):
+        if tag.is_private:
+            continue
+        raw = ds.get_item(tag)
+        vr = raw.VR or (dictionary_VR(tag) if dictionary_has_tag(tag) else None)
+        if vr == "SQ":
+            for item in ds[tag].value:
+                yield from _value_errors(item)
+            continue
+        if vr not in _TEXT_VRS:
+            continue
+        name = keyword_for_tag(tag) or str(tag)
+        for value in _strings(raw.value):
+            if not value:
+                continue
+            try:
+                validate_value(vr, value, config.RAISE)
+            except ValueError as exc:
+                yield f"{name} ({vr}): {exc}"
 
 
 def dataset_findings(ds: Dataset) -> Findings:
@@ -136,12 +164,9 @@ def dataset_findings(ds: Dataset) -> Findings:
         for keyword in REQUIRED_KEYWORDS
         if not str(ds.get(keyword) or "").strip()
     ]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # reading a wrong value warns; here it is a finding
         warnings.simplefilter("ignore")
-        for element in ds.iterall():
-            if element.VR == "SQ" or element.tag.is_private:
-                continue
-            errors += [f"{p} (instance {sop_instance_uid})" for p in _value_errors(element)]
+        errors += [f"{problem} (instance {sop_instance_uid})" for problem in _value_errors(ds)]
     return Findings(_unique(errors))
 
 
