@@ -1,20 +1,13 @@
 """Series thumbnails: slice, window, SEG overlay, icons; served by REST and DICOMweb."""
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 from PIL import Image, ImageFilter
 from pydicom import Dataset
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import (
-    ComprehensiveSRStorage,
-    EncapsulatedPDFStorage,
-    ExplicitVRLittleEndian,
-    generate_uid,
-)
 
 from kaapana.archive.rendering import Viewport, render
 from kaapana.catalog import thumbnail_key
@@ -23,7 +16,7 @@ from kaapana.platform import Platform
 from kaapana.testing import ct_segmentation, ct_series
 from kaapana.testing.synthetic import phantom_slice
 from tests.api.conftest import Site
-from tests.catalog.helpers import arrive, store
+from tests.catalog.helpers import arrive, pdf_in_study_of, sr_referencing, store
 
 Pixels = npt.NDArray[np.float64]
 
@@ -40,67 +33,6 @@ def _stored(platform: Platform, series_instance_uid: str) -> bytes:
 
 def _difference(a: Pixels, b: Pixels) -> float:
     return float(np.abs(a - b).mean())
-
-
-def _header_copy(image: Dataset, **values: object) -> Dataset:
-    """A non-image object in the study of ``image``."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    for keyword in (
-        "PatientID",
-        "PatientName",
-        "PatientBirthDate",
-        "PatientSex",
-        "StudyInstanceUID",
-        "StudyDate",
-        "StudyTime",
-        "AccessionNumber",
-        "StudyID",
-        "ReferringPhysicianName",
-    ):
-        setattr(ds, keyword, image.get(keyword, ""))
-    ds.SeriesInstanceUID = generate_uid()
-    ds.SOPInstanceUID = generate_uid()
-    ds.SeriesNumber = 900
-    ds.InstanceNumber = 1
-    for keyword, value in values.items():
-        setattr(ds, keyword, value)
-    return ds
-
-
-def sr_referencing(image: Sequence[Dataset]) -> Dataset:
-    first = image[0]
-    evidence = Dataset()
-    evidence.StudyInstanceUID = first.StudyInstanceUID
-    referenced = Dataset()
-    referenced.SeriesInstanceUID = first.SeriesInstanceUID
-    sop = Dataset()
-    sop.ReferencedSOPClassUID = first.SOPClassUID
-    sop.ReferencedSOPInstanceUID = first.SOPInstanceUID
-    referenced.ReferencedSOPSequence = [sop]
-    evidence.ReferencedSeriesSequence = [referenced]
-    return _header_copy(
-        first,
-        SOPClassUID=ComprehensiveSRStorage,
-        Modality="SR",
-        ValueType="CONTAINER",
-        ContinuityOfContent="SEPARATE",
-        CompletionFlag="COMPLETE",
-        VerificationFlag="UNVERIFIED",
-        CurrentRequestedProcedureEvidenceSequence=[evidence],
-    )
-
-
-def pdf_in_study_of(image: Sequence[Dataset]) -> Dataset:
-    return _header_copy(
-        image[0],
-        SOPClassUID=EncapsulatedPDFStorage,
-        Modality="DOC",
-        MIMETypeOfEncapsulatedDocument="application/pdf",
-        EncapsulatedDocument=b"%PDF-1.4\n%%EOF\n",
-        BurnedInAnnotation="YES",
-    )
 
 
 def test_the_middle_slice_by_position_with_shuffled_numbers_and_ct_soft_tissue(
@@ -188,10 +120,10 @@ def _looks_like_a_page(png: bytes) -> None:
 
 @pytest.mark.parametrize(("make", "label"), [(sr_referencing, "SR"), (pdf_in_study_of, "PDF")])
 def test_objects_without_pixels_get_a_document_icon(
-    platform: Platform, make: object, label: str
+    platform: Platform, make: Callable[[Sequence[Dataset]], Dataset], label: str
 ) -> None:
     ct = ct_series(rows=32, columns=32, slices=3, seed=8)
-    document = make(ct)  # type: ignore[operator]
+    document = make(ct)
     store(platform, [document])
     arrive(platform)
     png = _stored(platform, document.SeriesInstanceUID)

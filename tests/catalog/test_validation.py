@@ -11,6 +11,7 @@ from kaapana.catalog import check_completeness, validate_series
 from kaapana.catalog.slices import Slice
 from kaapana.catalog.validation import (
     REQUIRED_KEYWORDS,
+    SeriesValidationResult,
     ValidationStatusValues,
     ValidatorValues,
     dataset_findings,
@@ -34,7 +35,9 @@ def validator(request: pytest.FixtureRequest) -> ValidatorValues:
     return ValidatorValues(request.param)
 
 
-def _validated(platform: Platform, series_instance_uid: str, validator: ValidatorValues) -> object:
+def _validated(
+    platform: Platform, series_instance_uid: str, validator: ValidatorValues
+) -> SeriesValidationResult:
     with session_factory(platform.engine)() as session:
         series = session.query(Series).filter_by(series_instance_uid=series_instance_uid).one()
     return validate_series(
@@ -66,16 +69,16 @@ def test_a_good_series_passes_either_validator(
     ct = ct_series(rows=32, columns=32, slices=4, seed=12)
     store(platform, ct)
     result = _validated(platform, ct[0].SeriesInstanceUID, validator)
-    assert result.validator is validator  # type: ignore[attr-defined]
-    assert result.errors == []  # type: ignore[attr-defined]
+    assert result.validator is validator
+    assert result.errors == []
 
 
 def test_a_missing_slice_is_an_error(platform: Platform, validator: ValidatorValues) -> None:
     ct = ct_series(rows=32, columns=32, slices=6, seed=13)
     store(platform, [ds for ds in ct if ds.InstanceNumber != 3])
     result = _validated(platform, ct[0].SeriesInstanceUID, validator)
-    assert result.status is ValidationStatusValues.error  # type: ignore[attr-defined]
-    errors = result.errors  # type: ignore[attr-defined]
+    assert result.status is ValidationStatusValues.error
+    errors = result.errors
     assert "missing instance numbers: 3" in errors
     assert any(
         e.startswith("slice spacing deviates from the median 2.50 mm: 5.00 mm") for e in errors
@@ -93,8 +96,8 @@ def test_wrong_values_for_their_vr_are_errors(
         broken.ContentDate = "2024-13-45"
     store(platform, ct)
     result = _validated(platform, ct[0].SeriesInstanceUID, validator)
-    assert result.status is ValidationStatusValues.error  # type: ignore[attr-defined]
-    errors = " | ".join(result.errors)  # type: ignore[attr-defined]
+    assert result.status is ValidationStatusValues.error
+    errors = " | ".join(result.errors)
     names = (
         ("Frame of Reference UID", "Content Date")
         if validator is ValidatorValues.dciodvfy
