@@ -7,7 +7,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from PIL import Image, ImageFilter
-from pydicom import Dataset
+from pydicom import Dataset, dcmread
+from pydicom.data import get_testdata_file
 
 from kaapana.archive.rendering import Viewport, render
 from kaapana.catalog import thumbnail_key
@@ -183,3 +184,18 @@ def test_another_projects_series_is_not_found(site: Site) -> None:
         site.get(f"/api/v1/series/{ds.SeriesInstanceUID}/thumbnail", who="anonymous").status_code
         == 401
     )
+
+
+def test_a_multi_frame_object_shows_its_middle_frame(platform: Platform) -> None:
+    path = get_testdata_file("emri_small.dcm")  # MR, 10 frames
+    assert path is not None
+    ds = dcmread(path)
+    store(platform, [ds])
+    arrive(platform)
+    thumb = _pixels(_stored(platform, ds.SeriesInstanceUID))
+    frames = int(ds.NumberOfFrames)
+    view = Viewport(256, 256)
+    middle = _pixels(render(ds, frame=(frames + 1) // 2, viewport=view, media_type="image/png"))
+    first = _pixels(render(ds, frame=1, viewport=view, media_type="image/png"))
+    assert thumb.shape == (256, 256, 3)
+    assert _difference(thumb, middle) < 0.5 < _difference(thumb, first)

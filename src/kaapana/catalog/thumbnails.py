@@ -79,14 +79,21 @@ def _fit(image: Image.Image) -> Image.Image:
     return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
 
 
-def _has_own_window(ds: Dataset) -> bool:
-    return "WindowCenter" in ds and "WindowWidth" in ds
+def _has_own_voi(ds: Dataset) -> bool:
+    """A window or VOI LUT of its own, also in an enhanced object's functional groups."""
+    groups = [*(ds.get("SharedFunctionalGroupsSequence") or [])]
+    groups += [*(ds.get("PerFrameFunctionalGroupsSequence") or [])][:1]
+    return (
+        ("WindowCenter" in ds and "WindowWidth" in ds)
+        or bool(ds.get("VOILUTSequence"))
+        or any(group.get("FrameVOILUTSequence") for group in groups)
+    )
 
 
 def _window(ds: Dataset) -> tuple[float, float] | None:
     """None lets the renderer use the object's window or stretch min-max; CT without a window
     of its own gets soft tissue, which shows the most anatomy in one picture."""
-    if not _has_own_window(ds) and str(ds.get("Modality", "")) == "CT":
+    if not _has_own_voi(ds) and str(ds.get("Modality", "")) == "CT":
         return CT_SOFT_TISSUE
     return None
 
