@@ -199,3 +199,12 @@ def test_a_multi_frame_object_shows_its_middle_frame(platform: Platform) -> None
     first = _pixels(render(ds, frame=1, viewport=view, media_type="image/png"))
     assert thumb.shape == (256, 256, 3)
     assert _difference(thumb, middle) < 0.5 < _difference(thumb, first)
+
+
+def test_a_seg_is_not_drawn_over_an_image_its_project_cannot_see(site: Site) -> None:
+    ct = site.study_a[:4]  # the CT of project A
+    seg = ct_segmentation(ct, seed=1, labels=["body"])
+    store(site.platform, [seg], project="B")
+    arrive(site.platform)
+    answer = site.get(f"/api/v1/series/{seg.SeriesInstanceUID}/thumbnail", who="sci_b")
+    assert answer.status_code == 200 and answer.content == document_icon("SEG")

@@ -29,7 +29,7 @@ from kaapana.catalog.lookup import visible_series_row
 from kaapana.catalog.references import stored_references
 from kaapana.catalog.slices import Slice, middle, series_slices
 from kaapana.db.engine import session_factory
-from kaapana.db.models import Series
+from kaapana.db.models import Series, SeriesProject
 from kaapana.errors import NotFound
 from kaapana.storage import ObjectStore
 
@@ -159,19 +159,32 @@ def _overlaid(
     return Image.fromarray(np.rint(pixels).astype(np.uint8))
 
 
+def _projects(session: Session, series_pk: int) -> frozenset[int]:
+    return frozenset(
+        session.scalars(
+            select(SeriesProject.project_pk).where(SeriesProject.series_pk == series_pk)
+        )
+    )
+
+
 def _segmentation_thumbnail(
     session: Session, store: ObjectStore, seg_ds: Dataset, series_pk: int
 ) -> bytes:
-    """The SEG over the middle of the referenced slices it covers; the SEG icon while the
-    image it references has not arrived (the arrival of that image makes this again)."""
+    """The SEG over the middle of the referenced slices it covers.
+
+    The image must be visible wherever the SEG is: a thumbnail is one per series, so drawing
+    an image that some of the SEG's projects cannot see would show it to them. Until such an
+    image has arrived the thumbnail is the SEG icon (the arrival of the image makes it again).
+    """
     seg = hd.seg.Segmentation.from_dataset(seg_ds, copy=False)
     covered = {uids[2] for uids in seg.get_source_image_uids()}
+    seen_by = _projects(session, series_pk)
     candidates: list[Slice] = []
     for referenced_uid in stored_references(session, series_pk):
         image_pk = session.scalar(
             select(Series.id).where(Series.series_instance_uid == referenced_uid)
         )
-        if image_pk is not None:
+        if image_pk is not None and seen_by <= _projects(session, image_pk):
             candidates += [
                 s for s in series_slices(session, image_pk) if s.sop_instance_uid in covered
             ]
