@@ -45,6 +45,7 @@ bench: $(VENV)/.installed-test debian-tools
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/query.py
 	$(BIN)/python benchmarks/dicomweb.py
+	$(BIN)/python benchmarks/series_media.py
 
 clean:
 	rm -rf $(VENV) kaapana-data .pytest_cache
