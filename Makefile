@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEBIAN_TEST_TOOLS := dcmtk orthanc orthanc-dicomweb
+DEBIAN_TEST_TOOLS := dcmtk orthanc orthanc-dicomweb dicom3tools
 PYTEST_ARGS ?=
 
 .PHONY: run test lint bench clean debian-tools
@@ -45,6 +45,7 @@ bench: $(VENV)/.installed-test debian-tools
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/query.py
 	$(BIN)/python benchmarks/dicomweb.py
+	$(BIN)/python benchmarks/series_media.py
 
 clean:
 	rm -rf $(VENV) kaapana-data .pytest_cache

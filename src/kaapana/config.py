@@ -153,6 +153,16 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest STOW-RS request body in bytes; larger ones are refused with 413.",
     )
+    results_dir: Path | None = Field(
+        None,
+        description="Folder of result storage (thumbnails, workflow results); default: `results` "
+        "in the data dir.",
+    )
+    dciodvfy_path: str = Field(
+        "dciodvfy",
+        description="The `dciodvfy` validator of dicom3tools (a name on PATH or a path); where it "
+        "is missing, series are validated with built-in pydicom checks.",
+    )
 
     @field_validator("ae_title")
     @classmethod
@@ -185,6 +195,10 @@ class Settings(BaseSettings):
     @property
     def resolved_storage_dir(self) -> Path:
         return (self.storage_dir or self.data_dir / "storage").resolve()
+
+    @property
+    def resolved_results_dir(self) -> Path:
+        return (self.results_dir or self.data_dir / "results").resolve()
 
     def with_overrides(self, **overrides: Any) -> "Settings":
         """A copy with some values changed and validated again (CLI options on top of the env)."""

@@ -3,9 +3,10 @@
 from types import TracebackType
 from typing import Self
 
-from kaapana.archive import Archive, EventBus
+from kaapana.archive import Archive, EventBus, SeriesArrived
 from kaapana.archive.deletion import finish_removals
 from kaapana.auth.service import Auth
+from kaapana.catalog import SeriesJobs, SeriesMedia
 from kaapana.config import Settings
 from kaapana.db import create_engine_for, upgrade
 from kaapana.storage import FilesystemStore
@@ -21,6 +22,7 @@ class Platform:
         if migrate:
             upgrade(self.engine)
         self.store = FilesystemStore(settings.resolved_storage_dir)
+        self.results = FilesystemStore(settings.resolved_results_dir)
         self.events = EventBus()
         self.archive = Archive(
             settings=settings, engine=self.engine, store=self.store, indexes_journals=migrate
@@ -37,8 +39,26 @@ class Platform:
             )
             self.archive.recover()
             finish_removals(self.engine, self.store, self.removal_intents)
+        # Thumbnails, references and validation of arrived series; run by the process that
+        # owns the index, so each series is processed once.
+        self.series_jobs: SeriesJobs | None = None
+        if migrate:
+            self.series_jobs = SeriesJobs(self.series_media)
+            self.events.subscribe(SeriesArrived, self.series_jobs.on_series_arrived)
+
+    @property
+    def series_media(self) -> SeriesMedia:
+        """What the per-series catalog functions need."""
+        return SeriesMedia(
+            engine=self.engine,
+            store=self.store,
+            results=self.results,
+            dciodvfy_path=self.settings.dciodvfy_path,
+        )
 
     def close(self) -> None:
+        if self.series_jobs is not None:
+            self.series_jobs.close()
         self.archive.close()
         self.engine.dispose()
 

@@ -57,11 +57,15 @@ def test_frames_rendered_and_thumbnails(live: Live) -> None:
     )
     image = Image.open(io.BytesIO(rendered))
     assert image.format == "PNG" and image.size == (16, 16)
-    thumb = live.site.get(
+    series_thumbnail = (
         f"/dicomweb/studies/{ds0.StudyInstanceUID}/series/{ds0.SeriesInstanceUID}/thumbnail"
     )
+    thumb = live.site.get(series_thumbnail, params={"size": "128"})
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(thumb.content)).size == (128, 128)
+    stored = live.site.get(series_thumbnail)  # no size asked: the catalog's stored PNG
+    assert stored.status_code == 200 and stored.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(stored.content)).size == (256, 256)
     study_thumb = live.site.get(f"/dicomweb/studies/{ds0.StudyInstanceUID}/thumbnail")
     assert study_thumb.status_code == 200
 

@@ -245,6 +245,34 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+
+class SeriesReference(Base):
+    """An image series that a SEG, RTSTRUCT or SR series points at, by UID: the referenced
+    series may arrive later, and the index on the UID makes the reverse link one lookup."""
+
+    __tablename__ = "series_references"
+
+    series_pk: Mapped[int] = mapped_column(
+        ForeignKey("series.id", ondelete="CASCADE"), primary_key=True
+    )
+    referenced_series_uid: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class SeriesValidation(Base):
+    """The latest validation of a series: its status and the findings behind it."""
+
+    __tablename__ = "series_validation"
+
+    series_pk: Mapped[int] = mapped_column(
+        ForeignKey("series.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    errors: Mapped[list[str]] = mapped_column(JsonDict, default=list)
+    warnings: Mapped[list[str]] = mapped_column(JsonDict, default=list)
+    validator: Mapped[str] = mapped_column(String(32))
+    checked_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 __all__ = [
     "ApiToken",
     "AuditEvent",
@@ -259,6 +287,8 @@ __all__ = [
     "Project",
     "Series",
     "SeriesProject",
+    "SeriesReference",
+    "SeriesValidation",
     "Study",
     "User",
     "utcnow",

@@ -85,10 +85,17 @@ def rendered_media_type(header: str | None, supported: tuple[str, ...]) -> str:
     )
 
 
+def accepts_media_type(header: str | None, media_type: str) -> bool:
+    """Whether the client's ranges admit ``media_type`` (absent and wildcards admit all)."""
+    major = media_type.split("/", 1)[0]
+    return any(accepted.type in ("*/*", f"{major}/*", media_type) for accepted in _accepted(header))
+
+
 __all__ = [
     "ANY_SYNTAX",
     "DICOM",
     "FrameChoice",
+    "accepts_media_type",
     "dicom_transfer_syntax",
     "frame_representation",
     "rendered_media_type",

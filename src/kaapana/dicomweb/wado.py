@@ -22,6 +22,8 @@ from kaapana.archive.frames import OCTET_STREAM, decompress_frames, read_frames
 from kaapana.archive.instances import StoredObject, stored_instances
 from kaapana.archive.rendering import RENDERED_MEDIA_TYPES, Viewport, render, thumbnail
 from kaapana.archive.transcode import can_transcode, to_explicit_vr_little_endian
+from kaapana.catalog.thumbnails import THUMBNAIL_MEDIA_TYPE, series_thumbnail
+from kaapana.catalog.thumbnails import THUMBNAIL_SIZE as STORED_THUMBNAIL_SIZE
 from kaapana.dicomweb.context import (
     DICOM_JSON,
     ContextDep,
@@ -38,6 +40,7 @@ from kaapana.dicomweb.multipart import (
 from kaapana.dicomweb.negotiation import (
     ANY_SYNTAX,
     DICOM,
+    accepts_media_type,
     dicom_transfer_syntax,
     frame_representation,
     rendered_media_type,
@@ -400,15 +403,31 @@ def study_thumbnail(
 
 
 @router.get("/studies/{study}/series/{series}/thumbnail", include_in_schema=False)
-def series_thumbnail(
+def series_thumbnail_resource(
     study: str,
     series: str,
     context: ContextDep,
     accept: AcceptHeader = None,
-    size: ThumbnailSize = THUMBNAIL_SIZE,
+    size: Annotated[int | None, Query(alias="size", ge=16, le=1024)] = None,
 ) -> Response:
+    """The catalog's stored thumbnail when it fits the request (PNG at its size, or no size
+    asked and PNG acceptable), else one rendered for the request."""
     found = _lookup(context, study, series)
-    return _thumbnail(context, found, accept, size)
+    if size in (None, STORED_THUMBNAIL_SIZE) and accepts_media_type(accept, THUMBNAIL_MEDIA_TYPE):
+        platform = context.platform
+        body = series_thumbnail(
+            engine=platform.engine,
+            store=platform.store,
+            results=platform.results,
+            series_instance_uid=found[0].series_instance_uid,
+            projects=context.scope,
+        )
+        return Response(
+            body,
+            media_type=THUMBNAIL_MEDIA_TYPE,
+            headers={"Cache-Control": "private, max-age=300"},
+        )
+    return _thumbnail(context, found, accept, size or THUMBNAIL_SIZE)
 
 
 @router.get(_INSTANCE + "/thumbnail", include_in_schema=False)
