@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from kaapana.operators.series import SegmentSpec, Volume, build_segmentation, load_volume
 
-__all__ = ["CT_SEGMENTS", "SegmentCTParameters", "segment_ct", "segment_ct_masks"]
+__all__ = ["CT_SEGMENTS", "SegmentCTParameters", "fill_slices", "segment_ct", "segment_ct_masks"]
 
 CT_SEGMENTS: Final = (
     SegmentSpec("body", codes.cid7150.AnatomicalStructure, codes.SCT.EntireBody),
@@ -30,6 +30,9 @@ CT_SEGMENTS: Final = (
 )
 _OPERATOR: Final = "segment-ct"
 _MAX_LUNGS: Final = 2
+_IN_PLANE: Final = np.stack(
+    [np.zeros((3, 3), bool), ndimage.generate_binary_structure(2, 1), np.zeros((3, 3), bool)]
+)
 
 
 class SegmentCTParameters(BaseModel):
@@ -57,8 +60,11 @@ class SegmentCTParameters(BaseModel):
     )
 
 
-def _sizes(labels: npt.NDArray[np.int32], count: int) -> npt.NDArray[np.int64]:
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+def _sizes(
+    labels: npt.NDArray[np.int32], count: int, mask: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int64]:
+    """Voxels per component, counted over the labelled voxels only (a fraction of the volume)."""
+    sizes = np.bincount(labels[mask], minlength=count + 1)
     sizes[0] = 0
     return sizes
 
@@ -74,17 +80,29 @@ def _select(
     return lookup[labels]
 
 
-def _fill_slices(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+def fill_slices(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     """Fill holes per axial slice: a 3-D fill would leave the lungs open where the airways or
-    the scan range connect them to the outside."""
-    for index in range(mask.shape[0]):
-        mask[index] = ndimage.binary_fill_holes(mask[index])
-    return mask
+    the scan range connect them to the outside. One labelling of the background with in-plane
+    connectivity does all slices at once, many times faster than a fill per slice."""
+    labels, count = ndimage.label(~mask, structure=_IN_PLANE)
+    outside = np.zeros(count + 1, dtype=np.bool_)
+    for edge in _edges(labels):
+        outside[np.unique(edge)] = True
+    outside[0] = False  # label 0 is the mask itself
+    return ~outside[labels]
+
+
+def _edges(labels: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.int32], ...]:
+    """The in-plane border of every slice."""
+    return labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]
 
 
 def _body(hu: npt.NDArray[np.float32], parameters: SegmentCTParameters) -> npt.NDArray[np.bool_]:
-    labels, count = ndimage.label(hu > parameters.body_threshold_hu)
-    return _fill_slices(_select(labels, _sizes(labels, count), 1, 1))
+    candidates = hu > parameters.body_threshold_hu
+    labels, count = ndimage.label(candidates)
+    if count <= 1:
+        return fill_slices(candidates)
+    return fill_slices(_select(labels, _sizes(labels, count, candidates), 1, 1))
 
 
 def _lungs(
@@ -93,12 +111,13 @@ def _lungs(
     volume: Volume,
     parameters: SegmentCTParameters,
 ) -> npt.NDArray[np.bool_]:
-    labels, count = ndimage.label(body & (hu < parameters.lung_threshold_hu))
-    sizes = _sizes(labels, count)
-    for edge in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):
+    air = body & (hu < parameters.lung_threshold_hu)
+    labels, count = ndimage.label(air)
+    sizes = _sizes(labels, count, air)
+    for edge in _edges(labels):
         sizes[np.unique(edge)] = 0
     min_voxels = parameters.min_lung_volume_ml / volume.voxel_volume_ml
-    return _fill_slices(_select(labels, sizes, _MAX_LUNGS, min_voxels))
+    return fill_slices(_select(labels, sizes, _MAX_LUNGS, min_voxels))
 
 
 def _bones(
@@ -107,8 +126,9 @@ def _bones(
     volume: Volume,
     parameters: SegmentCTParameters,
 ) -> npt.NDArray[np.bool_]:
-    labels, count = ndimage.label(body & (hu > parameters.bone_threshold_hu))
-    lookup = _sizes(labels, count) >= parameters.min_bone_volume_ml / volume.voxel_volume_ml
+    bright = body & (hu > parameters.bone_threshold_hu)
+    labels, count = ndimage.label(bright)
+    lookup = _sizes(labels, count, bright) >= parameters.min_bone_volume_ml / volume.voxel_volume_ml
     lookup[0] = False
     return lookup[labels]
 
@@ -118,11 +138,15 @@ def segment_ct_masks(
 ) -> dict[str, npt.NDArray[np.bool_]]:
     """Masks ``(slices, rows, columns)`` in the volume's slice order, keyed by segment label."""
     body = _body(volume.array, parameters)
-    return {
-        "body": body,
-        "lungs": _lungs(volume.array, body, volume, parameters),
-        "bones": _bones(volume.array, body, volume, parameters),
-    }
+    lungs, bones = np.zeros_like(body), np.zeros_like(body)
+    boxes = ndimage.find_objects(body.view(np.uint8))
+    if boxes and boxes[0] is not None:
+        # Lungs and bones lie inside the body: working in its bounding box halves the work.
+        box = boxes[0]
+        hu, inside = volume.array[box], body[box]
+        lungs[box] = _lungs(hu, inside, volume, parameters)
+        bones[box] = _bones(hu, inside, volume, parameters)
+    return {"body": body, "lungs": lungs, "bones": bones}
 
 
 def segment_ct(

@@ -18,6 +18,7 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from kaapana.errors import InvalidInput
+from kaapana.operators.segment_ct import fill_slices
 from kaapana.operators.series import SegmentSpec, Volume, build_segmentation, load_volume
 
 __all__ = ["SegmentOtsuParameters", "segment_otsu", "segment_otsu_mask"]
@@ -55,8 +56,7 @@ def segment_otsu_mask(volume: Volume, parameters: SegmentOtsuParameters) -> npt.
     if parameters.fill_holes:
         # Before choosing the component: a bright rim (scalp, subcutaneous fat) and the organ
         # inside it are separate components until the dark layer between them is filled.
-        for index in range(mask.shape[0]):
-            mask[index] = ndimage.binary_fill_holes(mask[index])
+        mask = fill_slices(mask)
     labels, count = ndimage.label(mask)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     sizes[0] = 0
