@@ -23,7 +23,15 @@ from pydicom.uid import generate_uid
 from kaapana import __version__
 from kaapana.errors import InvalidInput
 
-__all__ = ["SegmentSpec", "Volume", "build_segmentation", "load_volume", "read_series"]
+__all__ = [
+    "SegmentSpec",
+    "Volume",
+    "build_segmentation",
+    "dicom_affine",
+    "load_volume",
+    "read_series",
+    "sort_series",
+]
 
 _MANUFACTURER: Final = "kaapana"
 _ORIENTATION_TOLERANCE: Final = 1e-4
@@ -59,32 +67,36 @@ def _normal(ds: Dataset) -> npt.NDArray[np.float64]:
     return np.cross(orientation[:3], orientation[3:])
 
 
-def load_volume(
+def sort_series(
     datasets: Sequence[Dataset],
     *,
-    modalities: Sequence[str],
+    modalities: Sequence[str] | None = None,
     spacing_tolerance_mm: float = 0.01,
-) -> Volume:
-    """Check that ``datasets`` are one regularly spaced series of an accepted modality and
-    stack their pixels; errors name the attribute and value that broke the rule."""
+) -> tuple[tuple[Dataset, ...], float]:
+    """Check that ``datasets`` are one regularly spaced single-frame series (of an accepted
+    modality, when given) and return them sorted along the slice normal with the slice step in
+    mm; errors name the attribute and value that broke the rule. Pixel data is not touched."""
     if not datasets:
         raise InvalidInput("the series has no instances")
     first = datasets[0]
     modality = str(first.get("Modality", ""))
-    if modality not in modalities:
+    if modalities is not None and modality not in modalities:
         raise InvalidInput(f"'Modality' must be one of {list(modalities)}, got '{modality}'")
     for key in ("SeriesInstanceUID", "Rows", "Columns", "PixelSpacing", "FrameOfReferenceUID"):
         values = {str(ds.get(key)) for ds in datasets}
         if len(values) > 1:
             raise InvalidInput(f"'{key}' differs between the instances of the series: {values}")
-    missing = [
-        key
-        for key in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "PixelData")
-        if any(key not in ds for ds in datasets)
-    ]
+    missing = sorted(
+        {
+            key
+            for key in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+            for ds in datasets
+            if key not in ds
+        }
+    )
     if missing:
         raise InvalidInput(f"the series lacks {missing} in some instances")
-    if any(int(ds.get("NumberOfFrames", 1)) != 1 for ds in datasets):
+    if any(int(ds.get("NumberOfFrames", 1) or 1) != 1 for ds in datasets):
         raise InvalidInput("multi-frame images are not supported; give single-frame series")
     normal = _normal(first)
     for ds in datasets:
@@ -95,18 +107,32 @@ def load_volume(
     positions = [float(normal @ np.asarray(ds.ImagePositionPatient, float)) for ds in datasets]
     order = np.argsort(positions)
     ordered = tuple(datasets[index] for index in order)
+    if len(ordered) == 1:
+        return ordered, float(first.get("SliceThickness", 1.0) or 1.0)
     gaps = np.diff(np.asarray(positions)[order])
-    if len(ordered) > 1:
-        if gaps.min() <= 0:
-            raise InvalidInput("two instances of the series share one ImagePositionPatient")
-        if gaps.max() - gaps.min() > spacing_tolerance_mm:
-            raise InvalidInput(
-                "inconsistent slice spacing: gaps between ImagePositionPatient range from "
-                f"{gaps.min():.3f} to {gaps.max():.3f} mm"
-            )
-        slice_spacing = float(gaps.mean())
-    else:
-        slice_spacing = float(first.get("SliceThickness", 1.0) or 1.0)
+    if gaps.min() <= 0:
+        raise InvalidInput("two instances of the series share one ImagePositionPatient")
+    if gaps.max() - gaps.min() > spacing_tolerance_mm:
+        raise InvalidInput(
+            "inconsistent slice spacing: gaps between ImagePositionPatient range from "
+            f"{gaps.min():.3f} to {gaps.max():.3f} mm"
+        )
+    return ordered, float(gaps.mean())
+
+
+def load_volume(
+    datasets: Sequence[Dataset],
+    *,
+    modalities: Sequence[str] | None = None,
+    spacing_tolerance_mm: float = 0.01,
+) -> Volume:
+    """:func:`sort_series`, then the pixels stacked in that order in modality units."""
+    ordered, slice_spacing = sort_series(
+        datasets, modalities=modalities, spacing_tolerance_mm=spacing_tolerance_mm
+    )
+    if any("PixelData" not in ds for ds in ordered):
+        raise InvalidInput("the series lacks PixelData in some instances")
+    first = ordered[0]
     array = np.empty((len(ordered), first.Rows, first.Columns), dtype=np.float32)
     for index, ds in enumerate(ordered):
         array[index] = ds.pixel_array
@@ -118,6 +144,29 @@ def load_volume(
     return Volume(
         datasets=ordered, array=array, spacing=(slice_spacing, row_spacing, column_spacing)
     )
+
+
+def dicom_affine(datasets: Sequence[Dataset]) -> npt.NDArray[np.float64]:
+    """NIfTI-style affine (RAS+, mm) of a series sorted as :func:`load_volume` sorts it, for
+    voxel axes (column, row, slice): the order of ``np.transpose(volume.array)``.
+
+    DICOM positions are LPS+, so x and y change sign; everything else is the Image Plane
+    Module's equation (PS3.3 C.7.6.2.1.1) with the slice step taken from the positions."""
+    first = datasets[0]
+    orientation = np.asarray(first.ImageOrientationPatient, dtype=np.float64)
+    row_spacing, column_spacing = (float(value) for value in first.PixelSpacing)
+    origin = np.asarray(first.ImagePositionPatient, dtype=np.float64)
+    if len(datasets) > 1:
+        last = np.asarray(datasets[-1].ImagePositionPatient, dtype=np.float64)
+        step = (last - origin) / (len(datasets) - 1)
+    else:
+        step = _normal(first) * float(first.get("SliceThickness", 1.0) or 1.0)
+    lps = np.eye(4)
+    lps[:3, 0] = orientation[:3] * column_spacing
+    lps[:3, 1] = orientation[3:] * row_spacing
+    lps[:3, 2] = step
+    lps[:3, 3] = origin
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
 
 
 @dataclass(frozen=True, slots=True)
