@@ -176,7 +176,7 @@ def test_mr_float_images_become_mr_series(tmp_path):
 
 def test_bad_layouts_are_refused(tmp_path):
     (tmp_path / "metadata.json").write_text(json.dumps({"cases": [{"image": "../x.nii.gz"}]}))
-    with pytest.raises(InvalidInput, match="metadata.json' is not valid"):
+    with pytest.raises(InvalidInput, match=r"metadata\.json' is not valid"):
         import_nifti(tmp_path, tmp_path / "out")
     (tmp_path / "metadata.json").write_text(
         json.dumps({"cases": [{"image": "../x.nii.gz", "patient_id": "P"}]})
@@ -184,7 +184,7 @@ def test_bad_layouts_are_refused(tmp_path):
     with pytest.raises(InvalidInput, match=r"'\.\./x\.nii\.gz' is not a file inside"):
         import_nifti(tmp_path, tmp_path / "out")
     (tmp_path / "dataset.json").write_text(json.dumps({"labels": {}}))
-    with pytest.raises(InvalidInput, match="not an nnU-Net v2 dataset.json"):
+    with pytest.raises(InvalidInput, match=r"not an nnU-Net v2 dataset\.json"):
         import_nifti(tmp_path, tmp_path / "out", ImportNiftiParameters(layout="nnunet"))
     sheared = np.eye(4)
     sheared[0, 1] = 0.5
