@@ -62,6 +62,8 @@ _DUMMY_VALUES: Final[dict[str, Any]] = {
     "FL": 0.0,
     "FD": 0.0,
 }
+# Where Table E.1-1 allows a choice, keep a Type 2-safe element: empty (Z) or dummy (D).
+_CONFORMANT_CHOICE: Final = {"X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "D", "X/Z/U*": "Z"}
 _TEXT_VRS: Final = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 # CID 7050 "De-identification Method" code per Table E.1-1 column.
 _METHOD_CODES: Final = {
@@ -193,6 +195,28 @@ class Deidentifier:
             for item in self.parameters.safe_private_tags
         }
 
+    def action(self, ds: Dataset, elem: DataElement) -> str | None:
+        """The Table E.1-1 action code for ``elem`` of ``ds`` under the chosen options
+        (``None`` for attributes the table does not list, which are kept)."""
+        tag = BaseTag(elem.tag)
+        if tag.is_private:
+            if tag.is_private_creator:
+                creators = {(group, creator) for group, creator, _ in self._safe_private}
+                return "K" if (tag.group, str(elem.value)) in creators else "X"
+            creator_tag = (tag.group << 16) | (tag.element >> 8)
+            creator = ds.get(creator_tag)
+            key = (tag.group, str(creator.value) if creator else "", tag.element & 0xFF)
+            return "K" if key in self._safe_private else "X"
+        action = self._actions.get(f"{tag:08x}")
+        if action is None:
+            action = next(
+                (a for p, a in self._repeating.items() if _matches(p, tag)), None
+            )
+        if action is None and elem.VR in ("DA", "DT"):
+            # Dates the table does not list are treated like listed ones: never kept as is.
+            action = "C" if self.parameters.retain_longitudinal_modified_dates else "X"
+        return action
+
     def _digest(self, purpose: str, value: str) -> bytes:
         return hmac.new(self._key, f"{purpose}\x1f{value}".encode(), hashlib.sha256).digest()
 
@@ -281,26 +305,6 @@ class _Session:
         )
         self.report = ObjectReport(sop_instance_uid="")
 
-    def _action(self, ds: Dataset, elem: DataElement) -> str | None:
-        tag = BaseTag(elem.tag)
-        if tag.is_private:
-            if tag.is_private_creator:
-                creators = {(group, creator) for group, creator, _ in self.owner._safe_private}
-                return "K" if (tag.group, str(elem.value)) in creators else "X"
-            creator_tag = (tag.group << 16) | (tag.element >> 8)
-            creator = ds.get(creator_tag)
-            key = (tag.group, str(creator.value) if creator else "", tag.element & 0xFF)
-            return "K" if key in self.owner._safe_private else "X"
-        action = self.owner._actions.get(f"{tag:08x}")
-        if action is None:
-            action = next(
-                (a for p, a in self.owner._repeating.items() if _matches(p, tag)), None
-            )
-        if action is None and elem.VR in ("DA", "DT"):
-            # Dates the table does not list are treated like listed ones: never kept as is.
-            action = "C" if self.owner.parameters.retain_longitudinal_modified_dates else "X"
-        return action
-
     def walk(self, ds: Dataset, path: str) -> None:
         for elem in list(ds):
             if elem.tag == _PIXEL_DATA:
@@ -309,13 +313,11 @@ class _Session:
                 # Group lengths are retired and would be wrong once attributes are removed.
                 del ds[elem.tag]
                 continue
-            action = self._action(ds, elem)
+            action = self.owner.action(ds, elem) or "K"
             label = _label(elem, path)
-            if action in ("X/Z", "X/Z/U*") and elem.VR == "UI":
+            if action == "X/Z/U*" and elem.VR == "UI":
                 action = "U"
-            action = {"X/Z": "Z", "X/D": "D", "Z/D": "D", "X/Z/D": "D", "X/Z/U*": "Z"}.get(
-                action or "K", action or "K"
-            )
+            action = _CONFORMANT_CHOICE.get(action, action)
             if action == "X":
                 del ds[elem.tag]
                 self.report.removed.append(label)
