@@ -133,6 +133,16 @@ def _code(concept: hd.sr.CodedConcept) -> dict[str, str]:
     }
 
 
+def _segment_entry(segmentation: hd.seg.Segmentation, number: int) -> dict[str, Any]:
+    item = segmentation.get_segment_description(number)
+    return {
+        "number": number,
+        "label": str(item.segment_label),
+        "category": _code(item.segmented_property_category),
+        "type": _code(item.segmented_property_type),
+    }
+
+
 def _check_reference(seg: hd.seg.Segmentation, image: Sequence[Dataset]) -> None:
     referenced = {item.SeriesInstanceUID for item in seg.get("ReferencedSeriesSequence", [])}
     if image[0].SeriesInstanceUID not in referenced:
@@ -188,17 +198,7 @@ def seg_to_nifti(
     description = {
         "layout": "stacked" if overlapping else "labelmap",
         "source_series_instance_uid": str(ordered[0].SeriesInstanceUID),
-        "segments": [
-            {
-                "number": number,
-                "label": str(segmentation.get_segment_description(number).segment_label),
-                "category": _code(
-                    segmentation.get_segment_description(number).segmented_property_category
-                ),
-                "type": _code(segmentation.get_segment_description(number).segmented_property_type),
-            }
-            for number in numbers
-        ],
+        "segments": [_segment_entry(segmentation, number) for number in numbers],
     }
     labels.write_text(json.dumps(description, indent=1))
     return NiftiLabels(label_map=label_map, labels=labels)
