@@ -15,10 +15,11 @@ from kaapana import __version__
 from kaapana.api.deps import PlatformDep
 from kaapana.api.errors import install_error_handlers
 from kaapana.api.metrics import install_metrics
-from kaapana.api.routes import audit, nodes, projects, session, studies, tokens, users
+from kaapana.api.routes import audit, nodes, projects, session, studies, system, tokens, users
 from kaapana.config import Settings
 from kaapana.dicomweb import routes as dicomweb
 from kaapana.platform import Platform
+from kaapana.web import install_web
 
 API_PREFIX = "/api/v1"
 
@@ -55,9 +56,11 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
     api = APIRouter(prefix=API_PREFIX)
     for module in (session, users, projects, tokens, nodes, studies, audit):
         api.include_router(module.router)
+    api.include_router(system.router)
     app.include_router(api)
     app.include_router(dicomweb.router, prefix="/dicomweb")
     app.include_router(dicomweb.router, prefix="/dicomweb/projects/{project}")
+    install_web(app)
     return app
 
 

@@ -1,0 +1,43 @@
+"""The browser UI: server-rendered Jinja pages plus hand-written ES modules, no build step.
+
+``install_web(app)`` adds the pages, the hashed static files, the security headers and the
+login redirect to the FastAPI app that also serves ``/api/v1`` and ``/dicomweb``.
+"""
+
+from fastapi import FastAPI, Request
+from starlette.responses import RedirectResponse, Response
+
+from kaapana.web.assets import StaticAssets
+from kaapana.web.contexts import ErrorPage
+from kaapana.web.deps import LoginRequired, PageError
+from kaapana.web.pages import admin, oidc, project, session, tokens
+from kaapana.web.rendering import Renderer
+from kaapana.web.security import SecurityHeaders
+
+
+def install_web(app: FastAPI) -> None:
+    assets = StaticAssets()
+    renderer = Renderer(assets)
+    app.state.web_renderer = renderer
+    app.add_middleware(SecurityHeaders)
+
+    @app.get("/static/{version}/{path:path}", include_in_schema=False)
+    def static(version: str, path: str) -> Response:
+        return assets.response(version, path)
+
+    async def login_required(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LoginRequired)
+        return RedirectResponse(exc.login_url, status_code=303)
+
+    async def page_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PageError)
+        page = ErrorPage(layout=None, status=exc.status, message=exc.message)
+        return renderer.response(page, status_code=exc.status)
+
+    app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(PageError, page_error)
+    for module in (session, oidc, project, admin, tokens):
+        app.include_router(module.router)
+
+
+__all__ = ["install_web"]
