@@ -201,7 +201,7 @@ def test_admin_creates_a_user_and_grants_a_role(tab: Watched, site: Site) -> Non
     screenshot(page, "admin-users")
 
 
-def test_audit_page_lists_the_login_and_home_shows_counts(tab: Watched) -> None:
+def test_audit_lists_the_login_home_shows_counts_and_logout_ends_it(tab: Watched) -> None:
     page = tab.page
     page.goto("/login?next=/admin/audit%3Faction%3Dlogin")
     log_in(page, "admin", ADMIN_PASSWORD)
@@ -214,3 +214,7 @@ def test_audit_page_lists_the_login_and_home_shows_counts(tab: Watched) -> None:
     series = page.locator(".counts div", has_text="Series").locator("dd")
     expect(series).to_have_text("2")
     screenshot(page, "home")
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/login")
+    page.goto("/p/A/")
+    assert page.url.endswith("/login?next=/p/A/")

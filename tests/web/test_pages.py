@@ -81,6 +81,15 @@ def test_static_files_are_hashed_and_cached_forever(web: TestClient) -> None:
     assert web.get(f"/static/{version}/missing.js").status_code == 404
 
 
+def test_the_login_page_passes_a_signed_in_user_on(web: TestClient) -> None:
+    login(web, "sci_a")
+    response = web.get("/login", params={"next": "/p/A/studies"}, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/p/A/studies"
+    evil = web.get("/login", params={"next": "//evil.example/"}, follow_redirects=False)
+    assert evil.headers["location"] == "/"
+
+
 def test_root_sends_a_user_to_the_first_project(web: TestClient) -> None:
     login(web, "sci_b")
     response = web.get("/", follow_redirects=False)

@@ -60,7 +60,6 @@ class LoginPage(Page):
     title = "Log in"
     next_url: str
     oidc_enabled: bool
-    message: str | None = None
 
     def client_data(self) -> dict[str, Any]:
         return {"next": self.next_url}

@@ -49,11 +49,16 @@ def get_renderer(request: Request) -> Renderer:
 RendererDep = Annotated[Renderer, Depends(get_renderer)]
 
 
-def page_principal(request: Request, platform: PlatformDep) -> Principal:
+def session_principal(request: Request, platform: Platform) -> Principal | None:
+    """Who is signed in; an expired session counts as nobody (the page offers a new login)."""
     try:
-        principal = optional_principal(request, platform)
+        return optional_principal(request, platform)
     except Unauthorized:
-        principal = None
+        return None
+
+
+def page_principal(request: Request, platform: PlatformDep) -> Principal:
+    principal = session_principal(request, platform)
     if principal is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
@@ -115,5 +120,6 @@ __all__ = [
     "RendererDep",
     "layout_for",
     "page_project",
+    "session_principal",
     "visible_projects",
 ]
