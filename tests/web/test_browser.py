@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from kaapana.api import create_app
+from kaapana.auth.passwords import verify_password
 from kaapana.auth.roles import RoleValues
 from kaapana.config import Settings
 from kaapana.platform import Platform
 from kaapana.web.security import CONTENT_SECURITY_POLICY
+from tests.helpers import free_port
 from tests.web.conftest import (
     ADMIN_PASSWORD,
     HOSTILE_DESCRIPTION,
@@ -72,6 +76,17 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+@pytest.fixture(scope="module")
+def echo_port() -> Iterator[int]:
+    """A DICOM Verification SCP to C-ECHO from the nodes page."""
+    ae = AE(ae_title="ECHOSCP")
+    ae.add_supported_context(Verification)
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False)
+    yield port
+    server.shutdown()
+
+
 class Watched:
     """A page plus everything that must not happen on it: dialogs, CSP reports, script errors."""
 
@@ -84,8 +99,10 @@ class Watched:
         page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
 
     def _dialog(self, dialog: Dialog) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
+        """A confirm() the test answers itself is expected; anything else (alert) is not."""
+        if dialog.type != "confirm":
+            self.dialogs.append(dialog.message)
+            dialog.dismiss()
 
     def _console(self, message: ConsoleMessage) -> None:
         # A refused API call (a wrong password) logs "Failed to load resource"; that is expected.
@@ -199,6 +216,50 @@ def test_admin_creates_a_user_and_grants_a_role(tab: Watched, site: Site) -> Non
     b = site.platform.archive.projects.get("B")
     assert site.platform.auth.users.roles_of(newbie.id) == {b.id: RoleValues.scientist}
     screenshot(page, "admin-users")
+    row = page.locator("tr[data-user=newbie]")
+    row.get_by_label("active").uncheck()
+    expect(page.locator("#kp-messages")).to_have_text("User newbie updated.")
+    assert not site.platform.auth.users.get("newbie").is_active
+    row.get_by_role("button", name="Reset password").click()
+    page.locator("#reset-dialog").get_by_label("New password").fill("another-password-2")
+    page.get_by_role("button", name="Set password", exact=True).click()
+    expect(page.locator("#kp-messages")).to_contain_text("Password of newbie reset")
+    stored = site.platform.auth.users.get("newbie").password_hash
+    assert verify_password(stored, "another-password-2")
+
+
+def test_admin_manages_a_project_and_a_node(tab: Watched, site: Site, echo_port: int) -> None:
+    page = tab.page
+    page.goto("/login?next=/admin/projects")
+    log_in(page, "admin", ADMIN_PASSWORD)
+    form = page.locator("#project-form")
+    form.get_by_label("Name").fill("C")
+    form.get_by_label("AE title").fill("PROJ_C")
+    form.get_by_role("button", name="Create project").click()
+    page.wait_for_url("**/admin/projects/C")
+    page.get_by_label("Description").fill("Cardiac <b>cohort</b>")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#kp-messages")).to_have_text("Saved.")
+    assert site.platform.archive.projects.get("C").description == "Cardiac <b>cohort</b>"
+    members = page.locator("#member-form")
+    members.get_by_label("User").select_option("sci_a")
+    members.get_by_label("Role").select_option("principal_investigator")
+    members.get_by_role("button", name="Grant role").click()
+    member_row = page.locator("main table tr", has_text="sci_a")
+    expect(member_row).to_contain_text("principal_investigator")
+    member_row.get_by_role("button", name="Revoke").click()
+    expect(page.locator("main")).to_contain_text("No members yet.")
+    page.goto("/admin/nodes")
+    nodes = page.locator("#node-form")
+    for label, value in (("Name", "peer"), ("AE title", "ECHOSCP"), ("Host", "127.0.0.1")):
+        nodes.get_by_label(label).fill(value)
+    nodes.get_by_label("Port").fill(str(echo_port))
+    nodes.get_by_role("button", name="Add node").click()
+    page.get_by_role("button", name="Echo").click()
+    expect(page.locator("output[data-result=peer]")).to_contain_text("answered in")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Remove").click()
+    expect(page.locator("main")).to_contain_text("No DICOM nodes registered.")
 
 
 def test_audit_lists_the_login_home_shows_counts_and_logout_ends_it(tab: Watched) -> None:
