@@ -60,9 +60,7 @@ class Auth:
         user = self._check_password(username, password, address=address, via="password")
         return user, self.sessions.open(user)
 
-    def login_with_id_token(
-        self, id_token: str, *, address: str
-    ) -> tuple[User, OpenedSession]:
+    def login_with_id_token(self, id_token: str, *, address: str) -> tuple[User, OpenedSession]:
         """A browser session for the user of an ID token from the OIDC login flow."""
         if self._oidc is None:
             raise Unauthorized("OIDC is not configured: set 'oidc_issuer'")
