@@ -30,7 +30,7 @@ class Layout:
     is_admin: bool
     project: str | None
     projects: list[ProjectLink]
-    section: str
+    section: str  # the current place in the navigation: "home", "studies", "admin/users", ...
 
 
 @dataclass(frozen=True, slots=True)

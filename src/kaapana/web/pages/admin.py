@@ -45,7 +45,7 @@ def projects(
     platform: PlatformDep, principal: AdminPagePrincipal, renderer: RendererDep
 ) -> Response:
     page = ProjectsAdminPage(
-        layout=layout_for(platform, principal, section="admin"),
+        layout=layout_for(platform, principal, section="admin/projects"),
         rows=[_row(p) for p in platform.archive.projects.list()],
     )
     return renderer.response(page)
@@ -60,7 +60,7 @@ def project(
 ) -> Response:
     found = page_project(platform, principal, name)
     page = ProjectAdminPage(
-        layout=layout_for(platform, principal, section="admin"),
+        layout=layout_for(platform, principal, section="admin/projects"),
         project=_row(found),
         members=platform.auth.users.memberships(project=found),
         usernames=[u.username for u in platform.auth.users.list()],
@@ -73,7 +73,7 @@ def project(
 def users(platform: PlatformDep, principal: AdminPagePrincipal, renderer: RendererDep) -> Response:
     memberships = platform.auth.users.memberships()
     page = UsersAdminPage(
-        layout=layout_for(platform, principal, section="admin"),
+        layout=layout_for(platform, principal, section="admin/users"),
         rows=[
             UserRow(
                 username=u.username,
@@ -94,7 +94,7 @@ def users(platform: PlatformDep, principal: AdminPagePrincipal, renderer: Render
 @router.get("/nodes")
 def nodes(platform: PlatformDep, principal: AdminPagePrincipal, renderer: RendererDep) -> Response:
     page = NodesAdminPage(
-        layout=layout_for(platform, principal, section="admin"),
+        layout=layout_for(platform, principal, section="admin/nodes"),
         rows=[
             NodeRow(
                 name=n.name,
@@ -137,7 +137,7 @@ def audit(
 ) -> Response:
     """Newest first; the filters and the page position live in the URL."""
     filters = AuditFilters(actor=actor, action=action, project=project, since=since, until=until)
-    layout = layout_for(platform, principal, section="admin")
+    layout = layout_for(platform, principal, section="admin/audit")
     try:
         bounds = _moment(since, "since"), _moment(until, "until")
     except ValueError as exc:
@@ -164,6 +164,7 @@ def audit(
 @router.get("/system")
 def system(platform: PlatformDep, principal: AdminPagePrincipal, renderer: RendererDep) -> Response:
     page = SystemPage(
-        layout=layout_for(platform, principal, section="admin"), status=system_status(platform)
+        layout=layout_for(platform, principal, section="admin/system"),
+        status=system_status(platform),
     )
     return renderer.response(page)
