@@ -233,6 +233,9 @@ def test_admin_manages_a_project_and_a_node(tab: Watched, site: Site, echo_port:
     page.goto("/login?next=/admin/projects")
     log_in(page, "admin", ADMIN_PASSWORD)
     form = page.locator("#project-form")
+    form.get_by_label("Name").fill("A")
+    form.get_by_role("button", name="Create project").click()
+    expect(page.locator("#kp-messages .error")).to_contain_text("'A'")  # the API's message
     form.get_by_label("Name").fill("C")
     form.get_by_label("AE title").fill("PROJ_C")
     form.get_by_role("button", name="Create project").click()

@@ -164,3 +164,14 @@ def test_every_admin_page_renders(web: TestClient) -> None:
         assert text in response.text, path
         assert response.headers["cache-control"] == "no-store"
     assert HOSTILE_DESCRIPTION not in web.get("/p/admin/studies").text
+
+
+def test_a_bad_page_parameter_is_an_html_error_and_the_api_keeps_json(web: TestClient) -> None:
+    login(web, "sci_a")
+    page = web.get("/p/A/studies", params={"offset": "-1"})
+    assert page.status_code == 400
+    assert page.headers["content-type"].startswith("text/html")
+    assert "offset: Input should be greater than or equal to 0" in page.text
+    api = web.get("/api/v1/studies", params={"offset": "-1"})
+    assert api.status_code == 422
+    assert api.json()["error"] == "invalid_input"

@@ -5,6 +5,7 @@ login redirect to the FastAPI app that also serves ``/api/v1`` and ``/dicomweb``
 """
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.responses import RedirectResponse, Response
 
 from kaapana.web.assets import StaticAssets
@@ -12,7 +13,7 @@ from kaapana.web.contexts import ErrorPage
 from kaapana.web.deps import LoginRequired, PageError
 from kaapana.web.pages import admin, oidc, project, session, tokens
 from kaapana.web.rendering import Renderer
-from kaapana.web.security import SecurityHeaders
+from kaapana.web.security import SecurityHeaders, is_ui_path
 
 
 def install_web(app: FastAPI) -> None:
@@ -34,8 +35,23 @@ def install_web(app: FastAPI) -> None:
         page = ErrorPage(layout=None, status=exc.status, message=exc.message)
         return renderer.response(page, status_code=exc.status)
 
+    api_validation = app.exception_handlers[RequestValidationError]
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        """Bad query parameters of a page get an HTML page; the APIs keep their JSON."""
+        if not is_ui_path(request.url.path):
+            return await api_validation(request, exc)
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'][1:])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        page = ErrorPage(layout=None, status=400, message=f"invalid request: {problems}")
+        return renderer.response(page, status_code=400)
+
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(PageError, page_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     for module in (session, oidc, project, admin, tokens):
         app.include_router(module.router)
 

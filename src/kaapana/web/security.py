@@ -18,6 +18,10 @@ SECURITY_HEADERS = (
 _NOT_UI = ("/api/", "/dicomweb", "/healthz", "/metrics")
 
 
+def is_ui_path(path: str) -> bool:
+    return not path.startswith(_NOT_UI)
+
+
 class SecurityHeaders:
     """ASGI middleware adding the UI's security headers to every response outside the APIs."""
 
@@ -25,7 +29,7 @@ class SecurityHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope["path"]).startswith(_NOT_UI):
+        if scope["type"] != "http" or not is_ui_path(str(scope["path"])):
             await self.app(scope, receive, send)
             return
 
@@ -57,4 +61,10 @@ def safe_next(value: str | None, default: str = "/") -> str:
     return value
 
 
-__all__ = ["CONTENT_SECURITY_POLICY", "SECURITY_HEADERS", "SecurityHeaders", "safe_next"]
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "SECURITY_HEADERS",
+    "SecurityHeaders",
+    "is_ui_path",
+    "safe_next",
+]

@@ -19,14 +19,9 @@ export function csrfToken() {
   return null;
 }
 
+// The API's one error shape: {"error": code, "detail": text naming the field and value}.
 function describe(status, body) {
-  if (body && typeof body.detail === "string") {
-    const fields = Array.isArray(body.fields)
-      ? body.fields.map((f) => `${(f.loc || []).join(".")}: ${f.msg}`).join("; ")
-      : "";
-    return fields ? `${body.detail} (${fields})` : body.detail;
-  }
-  return `the server answered ${status}`;
+  return body && typeof body.detail === "string" ? body.detail : `the server answered ${status}`;
 }
 
 export async function api(method, path, body) {
