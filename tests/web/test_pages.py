@@ -175,3 +175,20 @@ def test_a_bad_page_parameter_is_an_html_error_and_the_api_keeps_json(web: TestC
     api = web.get("/api/v1/studies", params={"offset": "-1"})
     assert api.status_code == 422
     assert api.json()["error"] == "invalid_input"
+
+
+def test_audit_pages_keep_the_filters(web: TestClient) -> None:
+    audit = web.app.state.platform.auth.audit  # type: ignore[attr-defined]
+    for number in range(60):
+        audit.record("dataset.export", actor="robot", target=f"dataset:{number}")
+    login(web, "admin", ADMIN_PASSWORD)
+    first = web.get("/admin/audit", params={"action": "dataset.export"}).text
+    assert first.count("<td>dataset.export</td>") == 50
+    assert "dataset:59" in first and "dataset:9<" not in first
+    older = re.search(r'href="(/admin/audit\?[^"]+)" rel="next"', first)
+    assert older is not None
+    url = older.group(1).replace("&amp;", "&")
+    assert "action=dataset.export" in url
+    second = web.get(url).text
+    assert second.count("<td>dataset.export</td>") == 10
+    assert "dataset:0<" in second and 'rel="next"' not in second
