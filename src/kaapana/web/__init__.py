@@ -17,6 +17,7 @@ from kaapana.web.security import SecurityHeaders, is_ui_path
 
 
 def install_web(app: FastAPI) -> None:
+    """Call after ``install_error_handlers``: page validation errors wrap the API's handler."""
     assets = StaticAssets()
     renderer = Renderer(assets)
     app.state.web_renderer = renderer
