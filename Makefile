@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEBIAN_TEST_TOOLS := dcmtk orthanc orthanc-dicomweb dicom3tools
+DEBIAN_TEST_TOOLS := dcmtk orthanc orthanc-dicomweb dicom3tools chromium
 PYTEST_ARGS ?=
 
 .PHONY: run test lint bench clean debian-tools

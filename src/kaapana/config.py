@@ -139,6 +139,20 @@ class Settings(BaseSettings):
         description="Claim listing roles as `admin` or `<project>:<role>` strings "
         "(`scientist`, `principal_investigator`); synchronised into memberships at each login.",
     )
+    oidc_client_id: str | None = Field(
+        None,
+        description="Client id of kaapana at the OIDC provider; set (with `oidc_issuer`), the "
+        "login page offers OIDC login (authorization-code flow with PKCE). Register "
+        "`<public_url>/auth/oidc/callback` as its redirect URI.",
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        None,
+        description="Secret of a confidential OIDC client, sent to the token endpoint "
+        "(HTTP Basic); unset for a public client.",
+    )
+    oidc_scopes: str = Field(
+        "openid profile", description="Scopes requested at the OIDC authorization endpoint."
+    )
     tls_certfile: Path | None = Field(
         None, description="PEM certificate chain: with `tls_keyfile`, HTTP is served over TLS."
     )

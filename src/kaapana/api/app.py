@@ -15,10 +15,21 @@ from kaapana import __version__
 from kaapana.api.deps import PlatformDep
 from kaapana.api.errors import install_error_handlers
 from kaapana.api.metrics import install_metrics
-from kaapana.api.routes import audit, nodes, projects, series, session, studies, tokens, users
+from kaapana.api.routes import (
+    audit,
+    nodes,
+    projects,
+    series,
+    session,
+    studies,
+    system,
+    tokens,
+    users,
+)
 from kaapana.config import Settings
 from kaapana.dicomweb import routes as dicomweb
 from kaapana.platform import Platform
+from kaapana.web import install_web
 
 API_PREFIX = "/api/v1"
 
@@ -53,11 +64,12 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         return {"status": "ok", "version": __version__}
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (session, users, projects, tokens, nodes, studies, audit, series):
+    for module in (session, users, projects, tokens, nodes, studies, audit, series, system):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(dicomweb.router, prefix="/dicomweb")
     app.include_router(dicomweb.router, prefix="/dicomweb/projects/{project}")
+    install_web(app)
     return app
 
 

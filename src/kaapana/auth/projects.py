@@ -174,6 +174,11 @@ class Projects:
                 return session.scalars(query).one()
 
 
+def scope_of(project: Project) -> frozenset[int] | None:
+    """The ``ProjectScope`` of reading one project: its series; ``admin`` sees everything."""
+    return None if project.name == ADMIN_PROJECT else frozenset({project.id})
+
+
 __all__ = [
     "ADMIN_PROJECT",
     "Projects",
@@ -181,4 +186,5 @@ __all__ = [
     "check_ae_title",
     "check_name",
     "check_network",
+    "scope_of",
 ]

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from kaapana.auth.audit import Audit
 from kaapana.auth.oidc import OidcIdentity, OidcVerifier
+from kaapana.auth.oidc_login import OidcLogin
 from kaapana.auth.passwords import verify_password
 from kaapana.auth.principal import Principal
 from kaapana.auth.projects import ADMIN_PROJECT, Projects
@@ -34,6 +35,7 @@ class Auth:
         self.audit = Audit(engine)
         self.throttle = LoginThrottle(max_failures=settings.login_max_failures)
         self._oidc = OidcVerifier(settings) if settings.oidc_issuer else None
+        self.oidc_login = OidcLogin(settings) if settings.oidc_client_id else None
         self._admin_pk: int | None = None
 
     def bootstrap(self, admin_password: str | None) -> str | None:
@@ -56,6 +58,14 @@ class Auth:
 
     def login(self, username: str, password: str, *, address: str) -> tuple[User, OpenedSession]:
         user = self._check_password(username, password, address=address, via="password")
+        return user, self.sessions.open(user)
+
+    def login_with_id_token(self, id_token: str, *, address: str) -> tuple[User, OpenedSession]:
+        """A browser session for the user of an ID token from the OIDC login flow."""
+        if self._oidc is None:
+            raise Unauthorized("OIDC is not configured: set 'oidc_issuer'")
+        principal = self._from_oidc(self._oidc.verify(id_token), address=address)
+        user = self.users.get(principal.username)
         return user, self.sessions.open(user)
 
     def from_dimse_credentials(self, username: str, passcode: str, *, address: str) -> Principal:

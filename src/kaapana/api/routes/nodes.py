@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from kaapana.api.deps import AdminPrincipal, CurrentPrincipal, PlatformDep, client_address
 from kaapana.archive.nodes import Nodes
 from kaapana.db.models import DicomNode
+from kaapana.dimse.scu import echo
 
 router = APIRouter(prefix="/nodes", tags=["nodes"])
 
@@ -77,3 +78,17 @@ def delete_node(
         target=f"node:{name}",
         address=client_address(request),
     )
+
+
+class EchoResult(BaseModel):
+    node: str
+    milliseconds: float
+
+
+@router.post("/{name}/echo", operation_id="echo_node")
+def echo_node(
+    name: Annotated[str, Path(max_length=64)], platform: PlatformDep, _admin: AdminPrincipal
+) -> EchoResult:
+    """C-ECHO the node; a node that does not answer is a 502 naming why."""
+    seconds = echo(Nodes(platform.engine).get(name), calling_ae_title=platform.settings.ae_title)
+    return EchoResult(node=name, milliseconds=round(seconds * 1000, 1))

@@ -12,6 +12,7 @@ from kaapana.api.deps import (
     PlatformDep,
     client_address,
 )
+from kaapana.auth.sessions import OpenedSession
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -53,17 +54,8 @@ def _me(platform: PlatformDep, principal: CurrentPrincipal) -> Me:
     )
 
 
-@router.post("/login", operation_id="login")
-def login(
-    request: Request,
-    response: Response,
-    platform: PlatformDep,
-    credentials: Annotated[LoginRequest, Body()],
-) -> Me:
-    """Open a browser session: sets an HttpOnly session cookie and returns the CSRF token."""
-    user, opened = platform.auth.login(
-        credentials.username, credentials.password, address=client_address(request)
-    )
+def set_session_cookies(request: Request, response: Response, opened: OpenedSession) -> None:
+    """The HttpOnly session cookie and the CSRF cookie that scripts echo in a header."""
     secure = request.url.scheme == "https"
     response.set_cookie(
         SESSION_COOKIE,
@@ -76,6 +68,20 @@ def login(
     response.set_cookie(
         CSRF_COOKIE, opened.csrf_token, max_age=opened.max_age, samesite="strict", secure=secure
     )
+
+
+@router.post("/login", operation_id="login")
+def login(
+    request: Request,
+    response: Response,
+    platform: PlatformDep,
+    credentials: Annotated[LoginRequest, Body()],
+) -> Me:
+    """Open a browser session: sets an HttpOnly session cookie and returns the CSRF token."""
+    user, opened = platform.auth.login(
+        credentials.username, credentials.password, address=client_address(request)
+    )
+    set_session_cookies(request, response, opened)
     principal = platform.auth.principal_for(user, via="session", csrf_token=opened.csrf_token)
     return _me(platform, principal)
 

@@ -1,0 +1,241 @@
+"""One typed context per page: what its template may use, and nothing else.
+
+A page is a frozen dataclass naming its ``template`` and its ES ``module`` (under
+``static/pages/``); ``client_data()`` is what the module receives as JSON. Templates read
+``page.<field>`` only, so a renamed field fails in tests, not silently in a browser.
+"""
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from kaapana.api.routes.system import SystemStatus
+from kaapana.archive.browse import StudySummary
+from kaapana.archive.counts import ArchiveCounts
+from kaapana.auth.audit import AuditRecord
+from kaapana.auth.users import MembershipInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectLink:
+    name: str
+    url: str
+    current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The frame around every signed-in page: who, which project, where to switch to."""
+
+    username: str
+    is_admin: bool
+    project: str | None
+    projects: list[ProjectLink]
+    section: str  # the current place in the navigation: "home", "studies", "admin/users", ...
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    template: ClassVar[str]
+    module: ClassVar[str]
+    title: ClassVar[str]
+    layout: Layout | None
+
+    def client_data(self) -> dict[str, Any]:
+        return {"project": self.layout.project if self.layout else None}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorPage(Page):
+    template = "error.html"
+    module = "layout"
+    title = "Error"
+    status: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoginPage(Page):
+    template = "login.html"
+    module = "login"
+    title = "Log in"
+    next_url: str
+    oidc_enabled: bool
+
+    def client_data(self) -> dict[str, Any]:
+        return {"next": self.next_url}
+
+
+@dataclass(frozen=True, slots=True)
+class NoProjectPage(Page):
+    template = "no_project.html"
+    module = "layout"
+    title = "No project"
+
+
+@dataclass(frozen=True, slots=True)
+class HomePage(Page):
+    template = "home.html"
+    module = "layout"
+    title = "Home"
+    counts: ArchiveCounts
+    recent: list[StudySummary]
+
+
+@dataclass(frozen=True, slots=True)
+class PageLinks:
+    """Previous/next links of a paged list (None at either end)."""
+
+    first: int
+    last: int
+    total: int
+    previous_url: str | None
+    next_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StudiesPage(Page):
+    template = "studies.html"
+    module = "studies"
+    title = "Studies"
+    studies: list[StudySummary]
+    paging: PageLinks
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRow:
+    name: str
+    ae_title: str | None
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectsAdminPage(Page):
+    template = "admin/projects.html"
+    module = "admin_projects"
+    title = "Projects"
+    rows: list[ProjectRow]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectAdminPage(Page):
+    template = "admin/project.html"
+    module = "admin_project"
+    title = "Project"
+    project: ProjectRow
+    members: list[MembershipInfo]
+    usernames: list[str]
+    roles: list[str]
+
+    def client_data(self) -> dict[str, Any]:
+        return {"project": self.project.name}
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    username: str
+    display_name: str
+    is_admin: bool
+    is_active: bool
+    oidc: bool
+    memberships: list[MembershipInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class UsersAdminPage(Page):
+    template = "admin/users.html"
+    module = "admin_users"
+    title = "Users"
+    rows: list[UserRow]
+    projects: list[str]
+    roles: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    id: int
+    name: str
+    prefix: str
+    projects: str
+    can_write: bool
+    expires_at: str
+    last_used_at: str
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TokensPage(Page):
+    template = "tokens.html"
+    module = "tokens"
+    title = "API tokens"
+    rows: list[TokenRow]
+    projects: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    name: str
+    ae_title: str
+    host: str
+    port: int
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodesAdminPage(Page):
+    template = "admin/nodes.html"
+    module = "admin_nodes"
+    title = "DICOM nodes"
+    rows: list[NodeRow]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilters:
+    actor: str = ""
+    action: str = ""
+    project: str = ""
+    since: str = ""
+    until: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage(Page):
+    template = "admin/audit.html"
+    module = "layout"
+    title = "Audit log"
+    filters: AuditFilters
+    events: list[AuditRecord]
+    older_url: str | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SystemPage(Page):
+    template = "admin/system.html"
+    module = "layout"
+    title = "System"
+    status: SystemStatus
+
+
+__all__ = [
+    "AuditFilters",
+    "AuditPage",
+    "ErrorPage",
+    "HomePage",
+    "Layout",
+    "LoginPage",
+    "NoProjectPage",
+    "NodeRow",
+    "NodesAdminPage",
+    "Page",
+    "PageLinks",
+    "ProjectAdminPage",
+    "ProjectLink",
+    "ProjectRow",
+    "ProjectsAdminPage",
+    "StudiesPage",
+    "SystemPage",
+    "TokenRow",
+    "TokensPage",
+    "UserRow",
+    "UsersAdminPage",
+]
