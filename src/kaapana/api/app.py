@@ -15,7 +15,7 @@ from kaapana import __version__
 from kaapana.api.deps import PlatformDep
 from kaapana.api.errors import install_error_handlers
 from kaapana.api.metrics import install_metrics
-from kaapana.api.routes import audit, nodes, projects, session, studies, tokens, users
+from kaapana.api.routes import audit, datasets, nodes, projects, session, studies, tokens, users
 from kaapana.config import Settings
 from kaapana.dicomweb import routes as dicomweb
 from kaapana.platform import Platform
@@ -53,7 +53,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         return {"status": "ok", "version": __version__}
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (session, users, projects, tokens, nodes, studies, audit):
+    for module in (session, users, projects, tokens, nodes, studies, audit, datasets):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(dicomweb.router, prefix="/dicomweb")
