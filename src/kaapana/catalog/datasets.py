@@ -261,7 +261,7 @@ class Datasets:
         selected = series_ids
 
         def fill(session: Session, dataset: Dataset) -> int:
-            copied = session.execute(
+            session.execute(
                 insert(DatasetSeries).from_select(
                     ["dataset_pk", "series_pk"],
                     select(literal(dataset.id), SeriesProject.series_pk).where(
@@ -270,9 +270,12 @@ class Datasets:
                     ),
                 )
             )
-            if not copied.rowcount:
+            copied = session.scalar(
+                select(func.count()).where(DatasetSeries.dataset_pk == dataset.id)
+            )
+            if not copied:
                 raise InvalidInput("'query' selects no series of the project: nothing to keep")
-            return int(copied.rowcount)
+            return copied
 
         return self._create(
             project,
@@ -340,7 +343,8 @@ class Datasets:
                 if new:
                     session.execute(insert(DatasetSeries), new)
                 added += len(new)
-        self._record("dataset.add", project, name, actor, address, requested=len(pks), added=added)
+        detail = {"requested": len(pks), "added": added}
+        self._record("dataset.add", project, name, actor=actor, address=address, detail=detail)
         return added
 
     def remove(
@@ -365,9 +369,8 @@ class Datasets:
                     )
                 )
                 removed += result.rowcount or 0
-        self._record(
-            "dataset.remove", project, name, actor, address, requested=len(pks), removed=removed
-        )
+        detail = {"requested": len(pks), "removed": removed}
+        self._record("dataset.remove", project, name, actor=actor, address=address, detail=detail)
         return removed
 
     def update(
@@ -396,14 +399,8 @@ class Datasets:
         except IntegrityError as exc:
             raise Conflict(f"a dataset named {new_name!r} exists in {project.name!r}") from exc
         changes = {"name": new_name, "description": description}
-        self._record(
-            "dataset.update",
-            project,
-            name,
-            actor,
-            address,
-            **{k: v for k, v in changes.items() if v is not None},
-        )
+        detail = {k: v for k, v in changes.items() if v is not None}
+        self._record("dataset.update", project, name, actor=actor, address=address, detail=detail)
         return self.get(project, dataset.name)
 
     def delete(
@@ -414,7 +411,7 @@ class Datasets:
             dataset = self._dataset(session, project, name)
             session.execute(delete(DatasetSeries).where(DatasetSeries.dataset_pk == dataset.id))
             session.delete(dataset)
-        self._record("dataset.delete", project, name, actor, address)
+        self._record("dataset.delete", project, name, actor=actor, address=address)
 
     # internals
 
@@ -447,9 +444,8 @@ class Datasets:
                 members = fill(session, dataset)
         except IntegrityError as exc:  # created by someone else a moment ago
             raise Conflict(f"a dataset named {name!r} exists in {project.name!r}") from exc
-        self._record(
-            "dataset.create", project, name, actor, address, kind=kind.value, series=members
-        )
+        detail = {"kind": kind.value, "series": members}
+        self._record("dataset.create", project, name, actor=actor, address=address, detail=detail)
         return self.get(project, name)
 
     @staticmethod
@@ -520,9 +516,10 @@ class Datasets:
         action: str,
         project: Project,
         name: str,
+        *,
         actor: str,
         address: str | None,
-        **detail: Any,
+        detail: dict[str, Any] | None = None,
     ) -> None:
         self._audit.record(
             action,
