@@ -50,7 +50,7 @@ class Cohort:
 def cohort(platform: Platform) -> Cohort:
     projects = platform.archive.projects
     a, b = projects.create("A", ae_title="PROJ_A"), projects.create("B", ae_title="PROJ_B")
-    objects = list(demo_cohort(patients=4, rows=16, columns=16, slices=3, seed=7))
+    objects = list(demo_cohort(patients=3, rows=16, columns=16, slices=2, seed=7))
     into_a, into_b = platform.archive.target("A"), platform.archive.target("B")
     shared = objects[0].SeriesInstanceUID
     for ds in objects:
