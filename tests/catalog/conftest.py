@@ -14,7 +14,7 @@ from kaapana.db.engine import session_factory
 from kaapana.db.models import Instance, Project, Series
 from kaapana.platform import Platform
 from kaapana.testing import demo_cohort
-from tests.api.conftest import PASSWORD, Site
+from tests.api.conftest import Site
 from tests.helpers import part10
 
 
@@ -70,7 +70,7 @@ def site(cohort: Cohort) -> Iterator[Site]:
         ("pi_a", cohort.a, RoleValues.principal_investigator),
         ("sci_b", cohort.b, RoleValues.scientist),
     ):
-        users.create(name, password=PASSWORD)
+        users.create(name, password=None)  # callers use API tokens
         users.set_role(name, project, role)
     app = create_app(cohort.platform.settings, platform=cohort.platform)
     with TestClient(app) as client:
