@@ -133,6 +133,15 @@ def test_series_deletion_by_a_principal_investigator(site: Site) -> None:
         (f"{BASE}/datasets", "not json", 422, "invalid_input"),
         ("/api/v1/projects/nope/datasets", {"name": "n", "series": ["1.2"]}, 404, "not_found"),
         (f"{BASE}/datasets/missing/series", {"series": ["1.2"]}, 404, "not_found"),
+        (f"{BASE}/datasets", {"name": "n\x00", "series": ["1.2"]}, 400, "invalid_input"),
+        (
+            f"{BASE}/datasets",
+            {"name": "d", "description": "\x00", "series": ["1.2"]},
+            400,
+            "invalid_input",
+        ),
+        (f"{BASE}/datasets", {"name": "d", "series": ["1.2\x00"]}, 400, "invalid_input"),
+        ("/api/v1/projects/A%00/datasets", {"name": "n", "series": ["1.2"]}, 404, "not_found"),
         (f"{BASE}/series/delete", {"series": []}, 400, "invalid_input"),
         (f"{BASE}/series/delete", {"series": ["'; DROP TABLE series; --"]}, 400, "invalid_input"),
     ],
@@ -154,6 +163,8 @@ def test_duplicates_and_unknown_names(site: Site) -> None:
     assert (twice.status_code, twice.json()["error"]) == (409, "conflict")
     long_name = site.get(f"{BASE}/datasets/{'n' * 500}", who="sci_a")
     assert long_name.status_code == 422
+    for hostile in ("a%00b", "%F0%9F%92%A9", "..%2F..%2Fetc", "x" * 64):
+        assert site.get(f"{BASE}/datasets/{hostile}/manifest", who="sci_a").status_code == 404
     unknown = site.get(f"{BASE}/datasets/nope/series", who="sci_a")
     assert (unknown.status_code, unknown.json()["detail"]) == (
         404,

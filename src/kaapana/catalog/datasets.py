@@ -69,14 +69,15 @@ class DatasetMember(BaseModel):
     study_date: str
 
 
+def _valid_name(value: str) -> bool:
+    return (
+        0 < len(value) <= 64 and value.isprintable() and "/" not in value and value == value.strip()
+    )
+
+
 def check_dataset_name(value: str, *, field: str = "name") -> str:
     """1-64 printable characters, no ``/`` (names are URL path segments and file names)."""
-    if (
-        not 0 < len(value) <= 64
-        or not value.isprintable()
-        or "/" in value
-        or value != value.strip()
-    ):
+    if not _valid_name(value):
         raise InvalidInput(
             f"'{field}' must be 1-64 printable characters without '/' and without leading or "
             f"trailing spaces, got {value[:80]!r}"
@@ -89,6 +90,8 @@ def _check_description(value: str) -> str:
         raise InvalidInput(
             f"'description' must be at most {MAX_DESCRIPTION} characters, got {len(value)}"
         )
+    if "\x00" in value:
+        raise InvalidInput("'description' must not contain NUL characters")
     return value
 
 
@@ -458,8 +461,12 @@ class Datasets:
 
     @staticmethod
     def _dataset(session: Session, project: Project, name: str) -> Dataset:
-        dataset = session.scalar(
-            select(Dataset).where(Dataset.project_pk == project.id, Dataset.name == name)
+        dataset = (
+            session.scalar(
+                select(Dataset).where(Dataset.project_pk == project.id, Dataset.name == name)
+            )
+            if _valid_name(name)  # no other name exists, and NUL would upset PostgreSQL
+            else None
         )
         if dataset is None:
             raise NotFound(f"no dataset named {name[:80]!r} in project {project.name!r}")
