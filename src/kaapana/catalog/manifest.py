@@ -42,6 +42,10 @@ def _pages(
 ) -> Iterator[tuple[Sequence[Row[Any]], dict[int, list[dict[str, str]]]]]:
     """Pages of series rows in pk order, each with its instances when asked for."""
     sessions = session_factory(engine)
+    # Joined as a subquery with the keyset condition on its column, so the engine pushes
+    # ``> last`` down into the members' own index instead of evaluating them all per page.
+    members = series_ids.distinct().subquery()
+    member_pk = members.c[0]
     last = 0
     while True:
         with sessions() as session:
@@ -57,29 +61,29 @@ def _pages(
                     Series.body_part_examined,
                     Series.number_of_instances,
                 )
+                .select_from(members)
+                .join(Series, Series.id == member_pk)
                 .join(Study, Series.study_pk == Study.id)
                 .join(Patient, Study.patient_pk == Patient.id)
-                .where(Series.id.in_(series_ids), Series.id > last)
-                .order_by(Series.id)
+                .where(member_pk > last)
+                .order_by(member_pk)
                 .limit(page_size)
             ).all()
-            members: dict[int, list[dict[str, str]]] = {row.id: [] for row in rows}
+            listed: dict[int, list[dict[str, str]]] = {row.id: [] for row in rows}
             if instances and rows:
                 for series_pk, sop_instance_uid, sha256 in session.execute(
                     select(Instance.series_pk, Instance.sop_instance_uid, Instance.sha256)
-                    .where(Instance.series_pk.in_(members))
+                    .where(Instance.series_pk.in_(listed))
                     .order_by(
                         Instance.series_pk,
                         Instance.instance_number.nulls_last(),
                         Instance.sop_instance_uid,
                     )
                 ):
-                    members[series_pk].append(
-                        {"SOPInstanceUID": sop_instance_uid, "sha256": sha256}
-                    )
+                    listed[series_pk].append({"SOPInstanceUID": sop_instance_uid, "sha256": sha256})
         if not rows:
             return
-        yield rows, members
+        yield rows, listed
         last = rows[-1].id
 
 
