@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, text
 
 from _common import Report, add_output_arguments, latency_summary, postgres_schema, tool_versions
 from kaapana.catalog import ManifestFormatValues, summarize
@@ -149,6 +149,9 @@ def run_case(
             project = platform.archive.projects.create("bench")
             started = time.perf_counter()
             fill(platform.engine, project, series=series, seed=7)
+            with platform.engine.connect() as connection:  # as autovacuum would, by now
+                connection.execute(text("ANALYZE"))
+                connection.commit()
             log(f"{engine_name}: {series} series filled in {time.perf_counter() - started:.1f} s")
             sessions = session_factory(platform.engine)
             half = series // 2

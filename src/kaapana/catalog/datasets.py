@@ -15,8 +15,18 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import CompoundSelect, Engine, delete, exists, func, insert, literal, select, union
-from sqlalchemy import Select as SqlSelect
+from sqlalchemy import (
+    CompoundSelect,
+    Engine,
+    Select,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    union,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,7 +47,7 @@ from kaapana.db.models import (
 )
 from kaapana.errors import Conflict, InvalidInput, NotFound
 
-ResolveQuery = Callable[[int, dict[str, Any]], SqlSelect[tuple[int]]]
+ResolveQuery = Callable[[int, dict[str, Any]], Select[tuple[int]]]
 MAX_DESCRIPTION = 1024
 _CHUNK = 500
 
@@ -139,7 +149,7 @@ class Datasets:
             summary = summarize(session, self._member_ids(project, dataset))
         return self._info(project, dataset, summary)
 
-    def series_ids(self, project: Project, name: str) -> SqlSelect[tuple[int]]:
+    def series_ids(self, project: Project, name: str) -> Select[tuple[int]]:
         """A select of the member ``series.id``s, for workflows and exports that read them."""
         with self._sessions() as session:
             return self._member_ids(project, self._dataset(session, project, name))
@@ -245,7 +255,7 @@ class Datasets:
         project: Project,
         name: str,
         *,
-        series_ids: SqlSelect[tuple[int]] | None = None,
+        series_ids: Select[tuple[int]] | None = None,
         query: dict[str, Any] | None = None,
         description: str = "",
         actor: str,
@@ -476,12 +486,12 @@ class Datasets:
         dataset = self._dataset(session, project, name)
         if dataset.kind == DatasetKindValues.live:
             raise InvalidInput(
-                f"dataset {name!r} is live: its members are its query's matches; change the "
-                "query or make a snapshot instead"
+                f"dataset {name!r} is live: its members are what its query matches; make a "
+                "snapshot of the query to curate members by hand"
             )
         return dataset
 
-    def _resolve(self, project: Project, query: dict[str, Any]) -> SqlSelect[tuple[int]]:
+    def _resolve(self, project: Project, query: dict[str, Any]) -> Select[tuple[int]]:
         if self._resolve_query is None:
             raise InvalidInput(
                 "'query' cannot be evaluated: this installation has no catalog query language "
@@ -489,7 +499,7 @@ class Datasets:
             )
         return self._resolve_query(project.id, query)
 
-    def _member_ids(self, project: Project, dataset: Dataset) -> SqlSelect[tuple[int]]:
+    def _member_ids(self, project: Project, dataset: Dataset) -> Select[tuple[int]]:
         """The members' ``series.id``s, always narrowed to what the project holds now."""
         if dataset.kind == DatasetKindValues.live and dataset.query is not None:
             resolved = self._resolve(project, dataset.query)
@@ -502,10 +512,10 @@ class Datasets:
 
     def _members_of_all(
         self, project: Project, datasets: Sequence[Dataset]
-    ) -> SqlSelect[tuple[int, int]] | CompoundSelect[tuple[int, int]]:
+    ) -> Select[tuple[int, int]] | CompoundSelect[tuple[int, int]]:
         """``(dataset.id, series.id)`` for many datasets in one statement."""
         static = [d.id for d in datasets if d.kind != DatasetKindValues.live]
-        parts: list[SqlSelect[tuple[int, int]]] = [
+        parts: list[Select[tuple[int, int]]] = [
             select(DatasetSeries.dataset_pk, DatasetSeries.series_pk).where(
                 DatasetSeries.dataset_pk.in_(static),
                 _held_by(project.id, DatasetSeries.series_pk),
