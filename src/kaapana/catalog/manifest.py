@@ -43,8 +43,10 @@ def _pages(
     """Pages of series rows in pk order, each with its instances when asked for."""
     sessions = session_factory(engine)
     # Joined as a subquery with the keyset condition on its column, so the engine pushes
-    # ``> last`` down into the members' own index instead of evaluating them all per page.
-    members = series_ids.distinct().subquery()
+    # ``> last`` down into the members' own index and stops after a page, instead of
+    # evaluating every member per page. (No DISTINCT: it would make SQLite materialise the
+    # rest of the members each time; a series selected twice is dropped below instead.)
+    members = series_ids.subquery()
     member_pk = members.c[0]
     last = 0
     while True:
@@ -69,7 +71,8 @@ def _pages(
                 .order_by(member_pk)
                 .limit(page_size)
             ).all()
-            listed: dict[int, list[dict[str, str]]] = {row.id: [] for row in rows}
+            unique = [row for i, row in enumerate(rows) if i == 0 or row.id != rows[i - 1].id]
+            listed: dict[int, list[dict[str, str]]] = {row.id: [] for row in unique}
             if instances and rows:
                 for series_pk, sop_instance_uid, sha256 in session.execute(
                     select(Instance.series_pk, Instance.sop_instance_uid, Instance.sha256)
@@ -83,7 +86,7 @@ def _pages(
                     listed[series_pk].append({"SOPInstanceUID": sop_instance_uid, "sha256": sha256})
         if not rows:
             return
-        yield rows, listed
+        yield unique, listed
         last = rows[-1].id
 
 
