@@ -14,7 +14,7 @@ from kaapana.catalog.manifest import COLUMNS, manifest_csv, manifest_json
 from kaapana.db.engine import session_factory
 from kaapana.db.models import Dataset, DatasetSeries, Series, SeriesProject
 from kaapana.errors import InvalidInput
-from tests.catalog.conftest import Cohort
+from tests.catalog.cohort import Cohort
 from tests.helpers import part10
 
 

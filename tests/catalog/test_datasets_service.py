@@ -9,7 +9,7 @@ from kaapana.catalog import DatasetKindValues, Datasets
 from kaapana.db.engine import session_factory
 from kaapana.db.models import Dataset, DatasetSeries, Series
 from kaapana.errors import Conflict, InvalidInput, NotFound
-from tests.catalog.conftest import Cohort
+from tests.catalog.cohort import Cohort
 
 
 def _modality_query(project_pk: int, query: dict[str, Any]) -> Select[tuple[int]]:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from kaapana.catalog import SeriesSummary, summarize, summarize_each
 from kaapana.db.engine import session_factory
 from kaapana.db.models import Series, SeriesProject, Study
-from tests.catalog.conftest import Cohort
+from tests.catalog.cohort import Cohort
 
 
 def _brute_force(cohort: Cohort, series_uids: set[str]) -> SeriesSummary:
