@@ -67,7 +67,7 @@ def _pages(
                 .join(Series, Series.id == member_pk)
                 .join(Study, Series.study_pk == Study.id)
                 .join(Patient, Study.patient_pk == Patient.id)
-                .where(member_pk > last)
+                .where(member_pk > last, Series.id > last)  # both sides start at ``last``
                 .order_by(member_pk)
                 .limit(page_size)
             ).all()
