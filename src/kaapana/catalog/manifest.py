@@ -3,8 +3,8 @@
 A manifest says exactly which data a cohort is (patient, study, series, and in the JSON form
 every SOP Instance UID with the sha256 of its stored bytes), so an analysis can be traced back
 and its input verified. It names patients, so it is for readers of the project only. The series
-are read in pages by primary key (keyset paging, no OFFSET), so a 50,000-series dataset streams
-in constant memory and the first bytes leave before the last page is read.
+are read in pages, so a 50,000-series dataset streams in constant memory and the first bytes
+leave before the last page is read.
 """
 
 import csv
@@ -40,17 +40,19 @@ class ManifestFormatValues(StrEnum):
 def _pages(
     engine: Engine, series_ids: Select[tuple[int]], *, instances: bool, page_size: int
 ) -> Iterator[tuple[Sequence[Row[Any]], dict[int, list[dict[str, str]]]]]:
-    """Pages of series rows in pk order, each with its instances when asked for."""
-    sessions = session_factory(engine)
-    # Joined as a subquery with the keyset condition on its column, so the engine pushes
-    # ``> last`` down into the members' own index and stops after a page, instead of
-    # evaluating every member per page. (No DISTINCT: it would make SQLite materialise the
-    # rest of the members each time; a series selected twice is dropped below instead.)
+    """Pages of series rows in pk order, each with its instances when asked for.
+
+    The member pks are read once, streamed from a server-side cursor (``yield_per``); each
+    page's details are then looked up by primary key. One pass over the members whatever the
+    planner's statistics say, one read transaction (a consistent manifest), constant memory.
+    """
     members = series_ids.subquery()
     member_pk = members.c[0]
-    last = 0
-    while True:
-        with sessions() as session:
+    with session_factory(engine)() as session:
+        pks = session.scalars(
+            select(member_pk).distinct().order_by(member_pk).execution_options(yield_per=page_size)
+        )
+        for page in pks.partitions():
             rows = session.execute(
                 select(
                     Series.id,
@@ -63,16 +65,12 @@ def _pages(
                     Series.body_part_examined,
                     Series.number_of_instances,
                 )
-                .select_from(members)
-                .join(Series, Series.id == member_pk)
                 .join(Study, Series.study_pk == Study.id)
                 .join(Patient, Study.patient_pk == Patient.id)
-                .where(member_pk > last, Series.id > last)  # both sides start at ``last``
-                .order_by(member_pk)
-                .limit(page_size)
+                .where(Series.id.in_(page))
+                .order_by(Series.id)
             ).all()
-            unique = [row for i, row in enumerate(rows) if i == 0 or row.id != rows[i - 1].id]
-            listed: dict[int, list[dict[str, str]]] = {row.id: [] for row in unique}
+            listed: dict[int, list[dict[str, str]]] = {row.id: [] for row in rows}
             if instances and rows:
                 for series_pk, sop_instance_uid, sha256 in session.execute(
                     select(Instance.series_pk, Instance.sop_instance_uid, Instance.sha256)
@@ -84,10 +82,7 @@ def _pages(
                     )
                 ):
                     listed[series_pk].append({"SOPInstanceUID": sop_instance_uid, "sha256": sha256})
-        if not rows:
-            return
-        yield unique, listed
-        last = rows[-1].id
+            yield rows, listed
 
 
 def _values(row: Row[Any]) -> tuple[Any, ...]:
