@@ -6,7 +6,7 @@ from typing import Self
 from kaapana.archive import Archive, EventBus, SeriesArrived
 from kaapana.archive.deletion import finish_removals
 from kaapana.auth.service import Auth
-from kaapana.catalog import SeriesJobs, SeriesMedia
+from kaapana.catalog import Datasets, SeriesDeletion, SeriesJobs, SeriesMedia
 from kaapana.config import Settings
 from kaapana.db import create_engine_for, upgrade
 from kaapana.storage import FilesystemStore
@@ -29,6 +29,14 @@ class Platform:
         )
         self.auth = Auth(settings=settings, engine=self.engine, projects=self.archive.projects)
         self.removal_intents = settings.data_dir / "removals"
+        self.datasets = Datasets(engine=self.engine, audit=self.auth.audit)
+        self.series_deletion = SeriesDeletion(
+            engine=self.engine,
+            store=self.store,
+            intents=self.removal_intents,
+            audit=self.auth.audit,
+            flush=self.archive.flush,
+        )
         # Set on the first start only: the generated password of `admin`, for the CLI to print.
         self.initial_admin_password: str | None = None
         if migrate:

@@ -1,5 +1,6 @@
-"""The REST fixture of the API tests, for the catalog's routes."""
+"""Fixtures of the catalog tests: the REST site of the API tests and the dataset cohorts."""
 
 from tests.api.conftest import site
+from tests.catalog.cohort import cohort, cohort_site
 
-__all__ = ["site"]
+__all__ = ["cohort", "cohort_site", "site"]

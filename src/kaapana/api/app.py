@@ -17,6 +17,7 @@ from kaapana.api.errors import install_error_handlers
 from kaapana.api.metrics import install_metrics
 from kaapana.api.routes import (
     audit,
+    datasets,
     nodes,
     projects,
     series,
@@ -64,7 +65,18 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         return {"status": "ok", "version": __version__}
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (session, users, projects, tokens, nodes, studies, audit, series, system):
+    for module in (
+        session,
+        users,
+        projects,
+        tokens,
+        nodes,
+        studies,
+        audit,
+        series,
+        system,
+        datasets,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(dicomweb.router, prefix="/dicomweb")

@@ -11,13 +11,14 @@ leaving files that ``kaapana check`` would index again: deleted data stays delet
 import logging
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, delete, exists, select
 from sqlalchemy.orm import Session
 
-from kaapana.archive.visibility import ProjectScope
+from kaapana.archive.visibility import ProjectScope, visible_series_pks
 from kaapana.db.engine import session_factory, write_transaction
 from kaapana.db.models import (
     Dataset,
@@ -33,6 +34,7 @@ from kaapana.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 INTENT_SUFFIX = ".removal"
+_CHUNK = 500  # series per statement in bulk removals
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,40 +71,83 @@ def remove(
         if not series_pks:
             what = f"series {series}" if series else f"study {study}"
             raise NotFound(f"{what} not found")
-        unlink = delete(SeriesProject).where(SeriesProject.series_pk.in_(series_pks))
-        if projects is not None:
-            unlink = unlink.where(SeriesProject.project_pk.in_(sorted(projects)))
-        session.execute(unlink)
-        if projects is not None:  # the projects' datasets lose the series too
-            datasets = select(Dataset.id).where(Dataset.project_pk.in_(sorted(projects)))
-            session.execute(
-                delete(DatasetSeries).where(
-                    DatasetSeries.series_pk.in_(series_pks),
-                    DatasetSeries.dataset_pk.in_(datasets.scalar_subquery()),
-                )
-            )
-        orphans = list(
-            session.scalars(
-                select(Series.id).where(
-                    Series.id.in_(series_pks),
-                    ~exists().where(SeriesProject.series_pk == Series.id),
-                )
+        removal, keys, intent = _unlink(session, series_pks, projects=projects, intents=intents)
+    _delete_files(store, keys, intent)
+    return removal
+
+
+def remove_series(
+    engine: Engine,
+    store: ObjectStore,
+    *,
+    series: Sequence[str],
+    projects: ProjectScope,
+    intents: Path,
+) -> Removal:
+    """Unlink many series (SeriesInstanceUIDs) from ``projects`` at once, all or none.
+
+    A UID the projects do not hold raises ``InvalidInput`` naming it, before anything changes.
+    One transaction; the rows go in chunks so no statement exceeds an engine's parameter limit.
+    """
+    done: list[tuple[Removal, list[str], Path | None]] = []
+    with write_transaction(engine) as session:
+        series_pks = sorted(set(visible_series_pks(session, series, projects)))
+        for start in range(0, len(series_pks), _CHUNK):
+            chunk = series_pks[start : start + _CHUNK]
+            done.append(_unlink(session, chunk, projects=projects, intents=intents))
+    for _removal, keys, intent in done:
+        _delete_files(store, keys, intent)
+    return Removal(
+        sum(r.series_unlinked for r, _, _ in done),
+        sum(r.series_deleted for r, _, _ in done),
+        sum(r.instances_deleted for r, _, _ in done),
+    )
+
+
+def _unlink(
+    session: Session, series_pks: list[int], *, projects: ProjectScope, intents: Path
+) -> tuple[Removal, list[str], Path | None]:
+    """In the caller's transaction: unlink, then drop the rows of series no project holds.
+
+    Returns the storage keys to delete once the transaction has committed, and their intent.
+    """
+    unlink = delete(SeriesProject).where(SeriesProject.series_pk.in_(series_pks))
+    if projects is not None:
+        unlink = unlink.where(SeriesProject.project_pk.in_(sorted(projects)))
+    session.execute(unlink)
+    if projects is not None:  # the projects' datasets lose the series too
+        datasets = select(Dataset.id).where(Dataset.project_pk.in_(sorted(projects)))
+        session.execute(
+            delete(DatasetSeries).where(
+                DatasetSeries.series_pk.in_(series_pks),
+                DatasetSeries.dataset_pk.in_(datasets.scalar_subquery()),
             )
         )
-        keys = list(
-            session.scalars(select(Instance.storage_key).where(Instance.series_pk.in_(orphans)))
+    orphans = list(
+        session.scalars(
+            select(Series.id).where(
+                Series.id.in_(series_pks),
+                ~exists().where(SeriesProject.series_pk == Series.id),
+            )
         )
-        intent = _write_intent(intents, keys) if keys else None
-        if orphans:
-            study_pks = set(session.scalars(select(Series.study_pk).where(Series.id.in_(orphans))))
-            session.execute(delete(Instance).where(Instance.series_pk.in_(orphans)))
-            session.execute(delete(Series).where(Series.id.in_(orphans)))
-            _drop_empty_parents(session, study_pks)
+    )
+    keys = list(
+        session.scalars(select(Instance.storage_key).where(Instance.series_pk.in_(orphans)))
+    )
+    intent = _write_intent(intents, keys) if keys else None
+    if orphans:
+        study_pks = set(session.scalars(select(Series.study_pk).where(Series.id.in_(orphans))))
+        session.execute(delete(Instance).where(Instance.series_pk.in_(orphans)))
+        session.execute(delete(Series).where(Series.id.in_(orphans)))
+        _drop_empty_parents(session, study_pks)
+    return Removal(len(series_pks), len(orphans), len(keys)), keys, intent
+
+
+def _delete_files(store: ObjectStore, keys: list[str], intent: Path | None) -> None:
     for key in keys:
         store.delete(key)
     if intent is not None:
         intent.unlink()
-    return Removal(len(series_pks), len(orphans), len(keys))
 
 
 def _write_intent(intents: Path, keys: list[str]) -> Path:
@@ -149,4 +194,4 @@ def _drop_empty_parents(session: Session, study_pks: set[int]) -> None:
     )
 
 
-__all__ = ["INTENT_SUFFIX", "Removal", "finish_removals", "remove"]
+__all__ = ["INTENT_SUFFIX", "Removal", "finish_removals", "remove", "remove_series"]

@@ -98,13 +98,14 @@ class Projects:
             return list(session.scalars(select(Project).order_by(Project.name)))
 
     def get(self, name: str) -> Project:
-        with self._sessions() as session:
-            project = session.scalar(select(Project).where(Project.name == name))
+        project = self.find(name)
         if project is None:
-            raise NotFound(f"no project named {name!r}")
+            raise NotFound(f"no project named {name[:80]!r}")
         return project
 
     def find(self, name: str) -> Project | None:
+        if not _NAME.match(name):  # no such project; and NUL would upset PostgreSQL
+            return None
         with self._sessions() as session:
             return session.scalar(select(Project).where(Project.name == name))
 

@@ -7,7 +7,7 @@ import typer
 from pydantic import ValidationError
 
 from kaapana import __version__
-from kaapana.cli import audit, data, nodes, projects, serve, tokens, users
+from kaapana.cli import audit, data, datasets, nodes, projects, serve, tokens, users
 from kaapana.cli._common import error_console
 from kaapana.config import Settings
 
@@ -63,6 +63,8 @@ app.add_typer(projects.app, name="projects")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
 app.command(name="audit")(audit.audit_command)
+app.add_typer(datasets.app, name="datasets")
+app.add_typer(datasets.series_app, name="series")
 
 
 def main() -> None:

@@ -145,6 +145,9 @@ class Dataset(Base):
     name: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(String(1024), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # selection | snapshot (members in dataset_series) | live (members = ``query`` at read time)
+    kind: Mapped[str] = mapped_column(String(16), default="selection", server_default="selection")
+    query: Mapped[dict[str, Any] | None] = mapped_column(JsonDict)
 
 
 class DatasetSeries(Base):
