@@ -9,6 +9,7 @@ from kaapana.auth.service import Auth
 from kaapana.config import Settings
 from kaapana.db import create_engine_for, upgrade
 from kaapana.storage import FilesystemStore
+from kaapana.workflows import Engine
 
 
 class Platform:
@@ -27,6 +28,11 @@ class Platform:
         )
         self.auth = Auth(settings=settings, engine=self.engine, projects=self.archive.projects)
         self.removal_intents = settings.data_dir / "removals"
+        self.results = FilesystemStore(settings.resolved_results_dir)
+        # Schedules nothing until started (by `kaapana serve`, or the first run created here).
+        self.workflows = Engine(
+            settings=settings, engine=self.engine, archive=self.archive, results=self.results
+        )
         # Set on the first start only: the generated password of `admin`, for the CLI to print.
         self.initial_admin_password: str | None = None
         if migrate:
@@ -39,6 +45,7 @@ class Platform:
             finish_removals(self.engine, self.store, self.removal_intents)
 
     def close(self) -> None:
+        self.workflows.close()
         self.archive.close()
         self.engine.dispose()
 
