@@ -58,6 +58,8 @@ class TaskContext:
     input_step: str
     per_series: bool
     log_path: Path
+    shared_dirs: tuple[Path, ...] = ()
+    """Folders the input links point into (work and storage); mounted read-only in containers."""
 
     @property
     def batch_dir(self) -> Path:

@@ -185,7 +185,10 @@ def _command(
         return ["/bin/sh", "-c", f"echo '{message}' >&2; exit 127"], {}, None
     name = f"kaapana-{ctx.run_id}-{ctx.task_id}-{ctx.attempt}"
     env = {**contract_env(ctx, workflow_dir=CONTAINER_WORKFLOW_DIR), **operator.env}
-    command = [engine, "run", "--rm", "--name", name, "-v", f"{ctx.workflow_dir}:/data"]
+    command = [engine, "run", "--rm", "--name", name]
+    for shared in ctx.shared_dirs:  # where the input links point, at the same paths
+        command += ["-v", f"{shared}:{shared}:ro"]
+    command += ["-v", f"{ctx.workflow_dir}:{CONTAINER_WORKFLOW_DIR}"]
     for key, value in env.items():
         command += ["-e", f"{key}={value}"]
     command += [operator.image, *operator.command]

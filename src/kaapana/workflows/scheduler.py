@@ -269,6 +269,7 @@ class Scheduler:
             input_step=step.input_dir,
             per_series=step.mode is ModeValues.per_series,
             log_path=self._workspace.log_path(run.id, task.id, task.attempts),
+            shared_dirs=(self._workspace.root, self._settings.resolved_storage_dir),
         )
         attempt = task.attempts
         task_id = task.id
