@@ -16,6 +16,8 @@ from kaapana.api.deps import PlatformDep
 from kaapana.api.errors import install_error_handlers
 from kaapana.api.metrics import install_metrics
 from kaapana.api.routes import audit, nodes, projects, session, studies, tokens, users
+from kaapana.api.routes import runs as run_routes
+from kaapana.api.routes import workflows as workflow_routes
 from kaapana.config import Settings
 from kaapana.dicomweb import routes as dicomweb
 from kaapana.platform import Platform
@@ -55,6 +57,8 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
     api = APIRouter(prefix=API_PREFIX)
     for module in (session, users, projects, tokens, nodes, studies, audit):
         api.include_router(module.router)
+    api.include_router(workflow_routes.router)
+    api.include_router(run_routes.router)
     app.include_router(api)
     app.include_router(dicomweb.router, prefix="/dicomweb")
     app.include_router(dicomweb.router, prefix="/dicomweb/projects/{project}")
