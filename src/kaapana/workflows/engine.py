@@ -110,6 +110,11 @@ class Engine:
             self._lock_file.close()
             self._lock_file = None
 
+    def _schedule(self, start: bool) -> None:
+        if start:
+            self.start()
+        self._wake()
+
     def _wake(self) -> None:
         if self._scheduler is not None:
             self._scheduler.wake()
@@ -166,8 +171,12 @@ class Engine:
         series: list[str] | None = None,
         query: dict[str, Any] | None = None,
         created_by: str = "",
+        start: bool = True,
     ) -> RunDetailView:
-        """Check everything, then create the run and its tasks; nothing starts on bad input."""
+        """Check everything, then create the run and its tasks; nothing starts on bad input.
+
+        ``start=False`` only records the run, for the process that schedules (``kaapana serve``).
+        """
         definition = self.registry.get(workflow)
         checked = definition.validate_params(params or {})
         with write_transaction(self._engine) as session:
@@ -188,12 +197,11 @@ class Engine:
                 created_by=created_by,
             )
             run_id = run.id
-        self.start()
-        self._wake()
+        self._schedule(start)
         return self.get_run(run_id)
 
     def rerun(
-        self, run_id: int, *, created_by: str = "", scope: ProjectScope = None
+        self, run_id: int, *, created_by: str = "", scope: ProjectScope = None, start: bool = True
     ) -> RunDetailView:
         """The same workflow version on the same inputs with the same parameters."""
         original = self.get_run(run_id, scope=scope)
@@ -225,8 +233,7 @@ class Engine:
                 rerun_of=run_id,
             )
             new_id = run.id
-        self.start()
-        self._wake()
+        self._schedule(start)
         return self.get_run(new_id)
 
     def cancel(self, run_id: int, *, scope: ProjectScope = None) -> RunDetailView:
@@ -249,7 +256,9 @@ class Engine:
         self._wake()
         return self.get_run(run_id)
 
-    def retry(self, run_id: int, *, scope: ProjectScope = None) -> RunDetailView:
+    def retry(
+        self, run_id: int, *, scope: ProjectScope = None, start: bool = True
+    ) -> RunDetailView:
         """Run the failed, canceled and upstream-failed tasks again; finished ones stay."""
         with write_transaction(self._engine) as session:
             run = self._run(session, run_id, scope)
@@ -265,8 +274,7 @@ class Engine:
             run.state = RunStateValues.queued
             run.error = ""
             run.finished_at = None
-        self.start()
-        self._wake()
+        self._schedule(start)
         return self.get_run(run_id)
 
     def _run(self, session: Any, run_id: int, scope: ProjectScope) -> Run:
