@@ -354,9 +354,10 @@ class Engine:
         """Block until the run has ended (or ``timeout`` passed; then its state as it is)."""
         deadline = time.monotonic() + timeout
         while True:
-            detail = self.get_run(run_id)
-            if detail.state in _DONE_RUN_STATES or time.monotonic() > deadline:
-                return detail
+            with self._sessions() as session:
+                state = self._run(session, run_id, None).state
+            if state in _DONE_RUN_STATES or time.monotonic() > deadline:
+                return self.get_run(run_id)
             time.sleep(poll)
 
     # -- logs, artifacts, provenance --------------------------------------------------------

@@ -11,8 +11,10 @@ leaves no operator running. The outcome goes back to the scheduler, which owns e
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -20,7 +22,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -34,6 +36,7 @@ from kaapana.workflows.definitions import (
 
 _PR_SET_PDEATHSIG = 1
 _KILL_GRACE = 2.0
+_WATCH_INTERVAL = 0.05
 CONTAINER_WORKFLOW_DIR = "/data"
 
 
@@ -54,11 +57,18 @@ class TaskOutcome:
     error: str = ""
 
 
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up once per process (``find_library`` runs a subprocess)."""
+    name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
+    return ctypes.CDLL(name, use_errno=True).prctl if name else None
+
+
 def _die_with_parent() -> None:
     """In the child: be killed when the worker that watches us dies (Linux only)."""
-    name = ctypes.util.find_library("c")
-    if name and sys.platform.startswith("linux"):
-        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def contract_env(ctx: TaskContext, *, workflow_dir: str | None = None) -> dict[str, str]:
@@ -206,25 +216,40 @@ def _watch(
     timeout: float | None,
     kill_extra: Callable[[], None] | None,
 ) -> tuple[EndValues, int | None]:
+    """Wait for the child, waking at once when it exits (a pidfd) and every 50 ms to look for
+    a cancel marker or the deadline."""
     deadline = None if timeout is None else time.monotonic() + timeout
     cancel = ctx.control_dir / CANCEL_FILE
-    pause = 0.001
-    while True:
-        code = poll()
-        if code is not None:
-            return (EndValues.succeeded if code == 0 else EndValues.failed), code
-        reason = None
-        if cancel.exists():
-            reason = EndValues.canceled
-        elif deadline is not None and time.monotonic() > deadline:
-            reason = EndValues.timeout
-        if reason is not None:
-            if kill_extra is not None:
-                kill_extra()
-            _kill_group(pid, poll)
-            return reason, None
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+    with _exit_notifier(pid) as notifier:
+        while True:
+            code = poll()
+            if code is not None:
+                return (EndValues.succeeded if code == 0 else EndValues.failed), code
+            reason = None
+            if cancel.exists():
+                reason = EndValues.canceled
+            elif deadline is not None and time.monotonic() > deadline:
+                reason = EndValues.timeout
+            if reason is not None:
+                if kill_extra is not None:
+                    kill_extra()
+                _kill_group(pid, poll)
+                return reason, None
+            notifier(_WATCH_INTERVAL)
+
+
+@contextlib.contextmanager
+def _exit_notifier(pid: int) -> Iterator[Callable[[float], None]]:
+    """A callable that sleeps until ``pid`` exits or the timeout passes."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3: plain sleeps
+        yield time.sleep
+        return
+    try:
+        yield lambda seconds: select.select([fd], [], [], seconds) and None
+    finally:
+        os.close(fd)
 
 
 def _kill_group(pid: int, poll: Callable[[], int | None]) -> None:

@@ -77,7 +77,6 @@ def collect(
     dicom_paths = [final_out / r["path"] for r in records if r["kind"] == "dicom"]
     if dicom_paths:
         collected.dicom = _store_dicom(ctx, archive, dicom_paths, project_pk)
-    workspace.discard_attempt(ctx.run_id, ctx.task_id, ctx.attempt)
     return collected
 
 

@@ -12,13 +12,14 @@ recorded as finished is never run again.
 import logging
 import queue
 import threading
+import time
 import traceback
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from distributed import Future
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from kaapana.archive import Archive
@@ -57,6 +58,7 @@ from kaapana.workflows.workspace import Workspace
 
 log = logging.getLogger(__name__)
 _IDLE_POLL = 0.5
+_PASS_INTERVAL = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,32 @@ class _Watched:
     ctx: TaskContext
     step: Step
     project_pk: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    task_id: int
+    attempt: int
+    future: Future
+    outcome: TaskOutcome
+
+
+@dataclass(slots=True)
+class _TaskRow:
+    id: int
+    step: str
+    series_instance_uid: str
+    state: str
+    attempts: int
+    not_before: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _RunInputs:
+    project: str
+    series: list[SeriesInput]
+    by_uid: dict[str, SeriesInput]
+    files: dict[str, list[tuple[str, str]]]
 
 
 class Scheduler:
@@ -90,8 +118,8 @@ class Scheduler:
         self._archive = archive
         self._results = results
         self._watched: dict[int, _Watched] = {}
-        self._inputs: dict[int, tuple[str, list[SeriesInput]]] = {}
-        self._events: queue.Queue[tuple[int, int, Future] | None] = queue.Queue()
+        self._inputs: dict[int, _RunInputs] = {}
+        self._events: queue.Queue[_Finished | None] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="kaapana-scheduler", daemon=True)
 
@@ -112,27 +140,39 @@ class Scheduler:
         self._watched.clear()
 
     def _loop(self) -> None:
+        last_pass = 0.0
+        due = True
         while not self._stop.is_set():
+            # A pass reads every task of the active runs: at most one per _PASS_INTERVAL while
+            # the executor has plenty queued, at once when half its slots are free.
+            waited = time.monotonic() - last_pass
+            running_dry = len(self._watched) < self._settings.max_parallel_tasks // 2
+            if due and (waited >= _PASS_INTERVAL or running_dry):
+                last_pass = time.monotonic()
+                due = False
+                try:
+                    self.tick()
+                except Exception:
+                    log.exception("scheduler pass failed; trying again")
+            timeout = max(0.0, _PASS_INTERVAL - waited) if due else _IDLE_POLL
             try:
-                self.tick()
-            except Exception:
-                log.exception("scheduler pass failed; trying again")
-            try:
-                item = self._events.get(timeout=_IDLE_POLL)
+                item = self._events.get(timeout=timeout)
             except queue.Empty:
+                due = True
                 continue
+            due = True
             finished = [item]
-            while True:  # everything that finished meanwhile, then one pass
+            while True:  # everything that finished meanwhile, recorded in one transaction
                 try:
                     finished.append(self._events.get_nowait())
                 except queue.Empty:
                     break
-            for event in finished:
-                if event is not None and not self._stop.is_set():
-                    try:
-                        self._finish_attempt(*event)
-                    except Exception:
-                        log.exception("recording task %s failed", event[0])
+            events = [event for event in finished if event is not None]
+            if events and not self._stop.is_set():
+                try:
+                    self._finish_attempts(events)
+                except Exception:
+                    log.exception("recording tasks %s failed", [e.task_id for e in events])
 
     def tick(self) -> None:
         """One pass over every active run."""
@@ -163,11 +203,26 @@ class Scheduler:
                 f"{run.definition_hash[:12]} -> {workflow.definition_hash[:12]})",
             )
             return
-        tasks = session.scalars(select(Task).where(Task.run_pk == run.id)).all()
-        by_step: dict[str, list[Task]] = defaultdict(list)
+        # Plain rows, not ORM objects: a pass over a run of thousands of tasks stays cheap.
+        tasks = [
+            _TaskRow(*row)
+            for row in session.execute(
+                select(
+                    Task.id,
+                    Task.step,
+                    Task.series_instance_uid,
+                    Task.state,
+                    Task.attempts,
+                    Task.not_before,
+                ).where(Task.run_pk == run.id)
+            )
+        ]
+        by_step: dict[str, list[_TaskRow]] = defaultdict(list)
+        by_key: dict[tuple[str, str], _TaskRow] = {}
         for task in tasks:
             by_step[task.step].append(task)
-        moment = now()
+            by_key[task.step, task.series_instance_uid] = task
+        changed: dict[str, list[int]] = defaultdict(list)
         for name in workflow.order:
             step = workflow.steps[name]
             for task in by_step[name]:
@@ -175,36 +230,46 @@ class Scheduler:
                     log.info("run %d: task %d was interrupted; submitting again", run.id, task.id)
                     self._workspace.cancel(run.id, task.id, task.attempts)
                     task.state = TaskStateValues.queued
+                    changed[task.state].append(task.id)
                 if task.state != TaskStateValues.pending:
                     continue
-                upstream = _upstream_tasks(workflow, step, task, by_step)
-                if any(u.state in BAD_TASK_STATES for u in upstream):
+                upstream = _upstream_states(workflow, step, task, by_step, by_key)
+                if any(state in BAD_TASK_STATES for state in upstream):
                     task.state = TaskStateValues.upstream_failed
-                    task.finished_at = moment
-                elif all(u.state in GOOD_TASK_STATES for u in upstream):
+                    changed[task.state].append(task.id)
+                elif all(state in GOOD_TASK_STATES for state in upstream):
                     task.state = TaskStateValues.queued
-        for task in sorted(tasks, key=lambda t: t.id):
-            if task.state != TaskStateValues.queued:
-                continue
-            if task.not_before is not None and task.not_before > moment:
-                continue
-            if not self._has_capacity(workflow):
-                break
-            self._submit(session, run, workflow, task)
+                    changed[task.state].append(task.id)
+        moment = now()
+        for state, ids in changed.items():
+            finished = {"finished_at": moment} if state in DONE_TASK_STATES else {}
+            session.execute(update(Task).where(Task.id.in_(ids)).values(state=state, **finished))
+        ready = [
+            task
+            for task in sorted(tasks, key=lambda t: t.id)
+            if task.state == TaskStateValues.queued
+            and (task.not_before is None or task.not_before <= moment)
+        ][: self._free_slots(workflow)]
+        if ready:
+            loaded = session.scalars(select(Task).where(Task.id.in_([t.id for t in ready])))
+            by_id = {task.id: task for task in loaded}
+            for task in ready:
+                self._submit(session, run, workflow, by_id[task.id])
+                task.state = TaskStateValues.running
         if all(task.state in DONE_TASK_STATES for task in tasks):
             good = all(task.state in GOOD_TASK_STATES for task in tasks)
             self._end_run(session, run, RunStateValues.succeeded if good else RunStateValues.failed)
 
-    def _has_capacity(self, workflow: Workflow) -> bool:
-        if len(self._watched) >= self._settings.max_parallel_tasks:
-            return False
-        if workflow.max_parallel is None:
-            return True
-        mine = Counter(w.workflow for w in self._watched.values())[workflow.name]
-        return mine < workflow.max_parallel
+    def _free_slots(self, workflow: Workflow) -> int:
+        """How many more tasks of this workflow may go to the executor now."""
+        free = self._settings.max_parallel_tasks - len(self._watched)
+        if workflow.max_parallel is not None:
+            mine = Counter(w.workflow for w in self._watched.values())[workflow.name]
+            free = min(free, workflow.max_parallel - mine)
+        return max(free, 0)
 
-    def _inputs_of(self, session: Session, run: Run) -> tuple[str, list[SeriesInput]]:
-        """The run's project name and input series (cached while the run is active)."""
+    def _inputs_of(self, session: Session, run: Run) -> _RunInputs:
+        """The run's project name, input series and their files (cached while it is active)."""
         if run.id not in self._inputs:
             project = session.get(Project, run.project_pk)
             rows = session.execute(
@@ -220,27 +285,32 @@ class Scheduler:
                 .where(RunInput.run_pk == run.id)
                 .order_by(RunInput.position)
             ).all()
-            name = project.name if project else ""
-            self._inputs[run.id] = (name, [SeriesInput(*row) for row in rows])
+            files: dict[str, list[tuple[str, str]]] = defaultdict(list)
+            for uid, sop_instance_uid, storage_key in session.execute(
+                select(Series.series_instance_uid, Instance.sop_instance_uid, Instance.storage_key)
+                .join(Instance, Instance.series_pk == Series.id)
+                .join(RunInput, RunInput.series_pk == Series.id)
+                .where(RunInput.run_pk == run.id)
+            ):
+                files[uid].append((sop_instance_uid, storage_key))
+            series = [SeriesInput(*row) for row in rows]
+            self._inputs[run.id] = _RunInputs(
+                project=project.name if project else "",
+                series=series,
+                by_uid={s.series_instance_uid: s for s in series},
+                files=files,
+            )
         return self._inputs[run.id]
 
     def _submit(self, session: Session, run: Run, workflow: Workflow, task: Task) -> None:
         step = workflow.steps[task.step]
-        project, series = self._inputs_of(session, run)
+        inputs = self._inputs_of(session, run)
+        series = inputs.series
         if step.mode is ModeValues.per_series:
-            series = [s for s in series if s.series_instance_uid == task.series_instance_uid]
+            series = [inputs.by_uid[task.series_instance_uid]]
         for item in series:
-            instances = session.execute(
-                select(Instance.sop_instance_uid, Instance.storage_key)
-                .join(Series, Instance.series_pk == Series.id)
-                .where(Series.series_instance_uid == item.series_instance_uid)
-            ).all()
-            self._workspace.link_inputs(
-                run.id,
-                item.series_instance_uid,
-                [(row.sop_instance_uid, row.storage_key) for row in instances],
-                self._archive.store,
-            )
+            uid = item.series_instance_uid
+            self._workspace.link_inputs(run.id, uid, inputs.files[uid], self._archive.store)
         task.attempts += 1
         task.state = TaskStateValues.running
         task.started_at = now()
@@ -262,7 +332,7 @@ class Scheduler:
             attempt=task.attempts,
             workflow=run.workflow,
             step=step.name,
-            project=project,
+            project=inputs.project,
             params=dict(run.params),
             series=tuple(series),
             workflow_dir=attempt_dir,
@@ -277,65 +347,85 @@ class Scheduler:
             ctx,
             step.operator,
             step.timeout,
-            on_done=lambda f: self._events.put((task_id, attempt, f)),
+            # Dask calls this in a thread of its own: fetching the outcome there keeps the
+            # scheduler thread free of round trips to the client's event loop.
+            on_done=lambda f: self._events.put(_Finished(task_id, attempt, f, _outcome_of(f, ctx))),
         )
         self._watched[task.id] = _Watched(future, attempt, run.workflow, ctx, step, run.project_pk)
 
-    def _finish_attempt(self, task_id: int, attempt: int, future: Future) -> None:
-        watched = self._watched.get(task_id)
-        if watched is None or watched.attempt != attempt:
+    def _finish_attempts(self, events: list[_Finished]) -> None:
+        finished: list[tuple[int, int, _Watched, TaskOutcome]] = []
+        for event in events:
+            watched = self._watched.get(event.task_id)
+            if watched is None or watched.attempt != event.attempt:
+                continue
+            del self._watched[event.task_id]
+            finished.append((event.task_id, event.attempt, watched, event.outcome))
+            event.future.release()
+        if not finished:
             return
-        del self._watched[task_id]
-        outcome = _outcome_of(future, watched.ctx)
-        future.release()
-        collected = Collected()
-        if outcome.end is EndValues.succeeded and self._still_running(task_id, attempt):
-            try:
-                collected = collect(
-                    ctx=watched.ctx,
-                    step=watched.step,
-                    workspace=self._workspace,
-                    archive=self._archive,
-                    results=self._results,
-                    project_pk=watched.project_pk,
-                )
-            except Exception as exc:
-                detail = exc.detail if isinstance(exc, KaapanaError) else repr(exc)
-                _append_log(watched.ctx, f"kaapana: keeping the results failed: {detail}\n")
-                _append_log(watched.ctx, traceback.format_exc())
-                outcome = replace(outcome, end=EndValues.failed, error=detail)
-        with write_transaction(self._engine) as session:
-            task = session.get(Task, task_id)
-            if task is None or task.state != TaskStateValues.running or task.attempts != attempt:
-                return  # canceled meanwhile, or resubmitted by a newer scheduler
-            task.worker = outcome.host
-            task.finished_at = now()
+        current = self._running_attempts([task_id for task_id, *_ in finished])
+        kept: list[tuple[int, int, _Watched, TaskOutcome, Collected]] = []
+        for task_id, attempt, watched, outcome in finished:
+            if current.get(task_id) != attempt:
+                continue  # canceled meanwhile, or resubmitted by a newer scheduler
+            collected = Collected()
             if outcome.end is EndValues.succeeded:
-                task.state = TaskStateValues.succeeded
-                self._record(session, task, collected)
-            elif outcome.end is EndValues.canceled:
-                task.state = TaskStateValues.canceled
-                task.error = outcome.error
-            else:
-                task.failures += 1
-                task.error = outcome.error[:4000]
-                if task.failures <= watched.step.retries:
-                    delay = self._settings.retry_backoff_seconds * 2 ** (task.failures - 1)
-                    task.state = TaskStateValues.queued
-                    task.not_before = now() + timedelta(seconds=delay)
-                    task.finished_at = None
-                    threading.Timer(delay, self.wake).start()
-                else:
-                    task.state = TaskStateValues.failed
+                try:
+                    collected = collect(
+                        ctx=watched.ctx,
+                        step=watched.step,
+                        workspace=self._workspace,
+                        archive=self._archive,
+                        results=self._results,
+                        project_pk=watched.project_pk,
+                    )
+                except Exception as exc:
+                    detail = exc.detail if isinstance(exc, KaapanaError) else repr(exc)
+                    _append_log(watched.ctx, f"kaapana: keeping the results failed: {detail}\n")
+                    _append_log(watched.ctx, traceback.format_exc())
+                    outcome = replace(outcome, end=EndValues.failed, error=detail)
+            kept.append((task_id, attempt, watched, outcome, collected))
+        with write_transaction(self._engine) as session:
+            for task_id, attempt, watched, outcome, collected in kept:
+                task = session.get(Task, task_id)
+                if task is None or task.state != TaskStateValues.running:
+                    continue
+                if task.attempts == attempt:
+                    self._record_outcome(session, task, watched.step, outcome, collected)
 
-    def _still_running(self, task_id: int, attempt: int) -> bool:
+    def _record_outcome(
+        self, session: Session, task: Task, step: Step, outcome: TaskOutcome, collected: Collected
+    ) -> None:
+        task.worker = outcome.host
+        task.finished_at = now()
+        if outcome.end is EndValues.succeeded:
+            task.state = TaskStateValues.succeeded
+            self._record(session, task, collected)
+        elif outcome.end is EndValues.canceled:
+            task.state = TaskStateValues.canceled
+            task.error = outcome.error
+        else:
+            task.failures += 1
+            task.error = outcome.error[:4000]
+            if task.failures <= step.retries:
+                delay = self._settings.retry_backoff_seconds * 2 ** (task.failures - 1)
+                task.state = TaskStateValues.queued
+                task.not_before = now() + timedelta(seconds=delay)
+                task.finished_at = None
+                threading.Timer(delay, self.wake).start()
+            else:
+                task.state = TaskStateValues.failed
+
+    def _running_attempts(self, task_ids: list[int]) -> dict[int, int]:
+        """The attempt each of these tasks runs now, per the database (absent: not running)."""
         with self._sessions() as session:
-            task = session.get(Task, task_id)
-            return (
-                task is not None
-                and task.state == TaskStateValues.running
-                and task.attempts == attempt
+            rows = session.execute(
+                select(Task.id, Task.attempts).where(
+                    Task.id.in_(task_ids), Task.state == TaskStateValues.running
+                )
             )
+            return {task_id: attempts for task_id, attempts in rows}
 
     def _record(self, session: Session, task: Task, collected: Collected) -> None:
         for stored in collected.artifacts:
@@ -368,6 +458,7 @@ class Scheduler:
         run.state = state
         run.finished_at = now()
         self._inputs.pop(run.id, None)
+        self._workspace.discard_attempts(run.id)
         session.flush()
         write_manifest(session, run, self._results)
         log.info("run %d %s", run.id, state.value)
@@ -395,16 +486,22 @@ def _replace_artifact(
     existing.created_at = now()
 
 
-def _upstream_tasks(
-    workflow: Workflow, step: Step, task: Task, by_step: dict[str, list[Task]]
-) -> list[Task]:
-    found: list[Task] = []
+def _upstream_states(
+    workflow: Workflow,
+    step: Step,
+    task: _TaskRow,
+    by_step: dict[str, list[_TaskRow]],
+    by_key: dict[tuple[str, str], _TaskRow],
+) -> list[str]:
+    """States of the tasks ``task`` waits for: the same series' for per-series pairs, else all."""
+    found: list[str] = []
     for name in step.upstream:
         upstream = workflow.steps[name]
         if upstream.mode is ModeValues.per_series and step.mode is ModeValues.per_series:
-            found += [t for t in by_step[name] if t.series_instance_uid == task.series_instance_uid]
+            same = by_key.get((name, task.series_instance_uid))
+            found += [same.state] if same is not None else []
         else:
-            found += by_step[name]
+            found += [t.state for t in by_step[name]]
     return found
 
 

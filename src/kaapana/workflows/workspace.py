@@ -10,6 +10,7 @@ command that writes elsewhere in its attempt folder can spoil a finished result.
 
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -111,8 +112,17 @@ class Workspace:
         if control.is_dir():
             (control / CANCEL_FILE).touch()
 
-    def discard_attempt(self, run_id: int, task_id: int, attempt: int) -> None:
-        shutil.rmtree(self.attempt_dir(run_id, task_id, attempt), ignore_errors=True)
+    def discard_attempts(self, run_id: int) -> None:
+        """Remove a finished run's attempt folders (moved aside at once, deleted in the
+        background, so a retry can start new attempts meanwhile)."""
+        attempts = self.run_dir(run_id) / "attempts"
+        if not attempts.is_dir():
+            return
+        trash = self.run_dir(run_id) / f".attempts-{uuid.uuid4().hex}"
+        attempts.rename(trash)
+        threading.Thread(
+            target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}, daemon=True
+        ).start()
 
 
 __all__ = ["Workspace"]
