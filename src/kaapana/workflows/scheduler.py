@@ -59,6 +59,7 @@ from kaapana.workflows.workspace import Workspace
 log = logging.getLogger(__name__)
 _IDLE_POLL = 0.5
 _PASS_INTERVAL = 0.2
+_GATHER_SECONDS = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +163,12 @@ class Scheduler:
                 continue
             due = True
             finished = [item]
-            while True:  # everything that finished meanwhile, recorded in one transaction
+            gather_until = time.monotonic() + _GATHER_SECONDS
+            while True:  # what finishes within a few ms, recorded in one transaction
                 try:
-                    finished.append(self._events.get_nowait())
+                    finished.append(
+                        self._events.get(timeout=max(0.0, gather_until - time.monotonic()))
+                    )
                 except queue.Empty:
                     break
             events = [event for event in finished if event is not None]
