@@ -3,7 +3,7 @@
 from types import TracebackType
 from typing import Self
 
-from kaapana.archive import Archive, EventBus
+from kaapana.archive import Archive, EventBus, SeriesArrived
 from kaapana.archive.deletion import finish_removals
 from kaapana.auth.service import Auth
 from kaapana.config import Settings
@@ -33,6 +33,7 @@ class Platform:
         self.workflows = Engine(
             settings=settings, engine=self.engine, archive=self.archive, results=self.results
         )
+        self.events.subscribe(SeriesArrived, self.workflows.triggers.on_series_arrived)
         # Set on the first start only: the generated password of `admin`, for the CLI to print.
         self.initial_admin_password: str | None = None
         if migrate:

@@ -99,3 +99,22 @@ def test_bad_run_options_are_clear_errors(data_dir: tuple[Path, list[str]]) -> N
         folder, "run", "noop", "--project", "admin", "--series", series[0], "-p", "x", code=1
     )
     assert "'-p' takes key=value, got 'x'" in out
+
+
+def test_trigger_rules(data_dir: tuple[Path, list[str]]) -> None:
+    folder, _series = data_dir
+    args = ["triggers", "add", "meta", "--workflow", "series-metadata", "--project", "admin"]
+    assert "starts series-metadata in admin" in kaapana(folder, *args, "-p", "indent=1")
+    assert "exists already" in kaapana(folder, *args, code=1)
+    out = kaapana(folder, *args[:2], "q", *args[3:], "--query", '{"Modality": "SEG"}', code=1)
+    assert "catalog queries are not available" in out
+    listed = json.loads(kaapana(folder, "triggers", "list", "--json"))
+    assert [(r["name"], r["params"], r["enabled"]) for r in listed] == [
+        ("meta", {"indent": 1}, True)
+    ]
+    kaapana(folder, "triggers", "enable", "meta", "--project", "admin", "--off")
+    assert not json.loads(kaapana(folder, "triggers", "list", "--json"))[0]["enabled"]
+    kaapana(folder, "triggers", "remove", "meta", "--project", "admin")
+    assert "not found" in kaapana(
+        folder, "triggers", "remove", "meta", "--project", "admin", code=1
+    )

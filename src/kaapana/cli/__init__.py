@@ -67,6 +67,7 @@ app.command(name="audit")(audit.audit_command)
 app.add_typer(workflow_commands.app, name="workflows")
 app.command(name="run")(workflow_commands.run_command)
 app.add_typer(workflow_commands.runs_app, name="runs")
+app.add_typer(workflow_commands.triggers_app, name="triggers")
 
 
 def main() -> None:

@@ -315,4 +315,81 @@ def diff(
     console().print(table)
 
 
-__all__ = ["app", "run_command", "runs_app"]
+triggers_app = typer.Typer(help="Trigger rules: start a workflow when a series arrives.")
+
+
+@triggers_app.command("add")
+def add_trigger(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Rule name, unique in the project.")],
+    workflow: Annotated[str, typer.Option("--workflow", help="Workflow to start.")],
+    project: Annotated[str, typer.Option("--project", help="Project whose arrivals count.")],
+    query: Annotated[
+        str | None,
+        typer.Option("--query", help="Catalog query as JSON; unset: every arriving series."),
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("-p", "--param", help="Parameter key=value (repeatable).")
+    ] = None,
+) -> None:
+    """Add a rule; parameters are checked now, not when a series arrives."""
+    with platform_of(ctx) as platform:
+        try:
+            parsed = json.loads(query) if query is not None else None
+        except ValueError as exc:
+            raise InvalidInput(f"'--query' must be JSON, got {query!r}") from exc
+        rule = platform.workflows.triggers.add(
+            project_pk=platform.archive.projects.get(project).id,
+            name=name,
+            workflow=workflow,
+            query=parsed,
+            params=_params(param or []),
+            created_by="cli",
+        )
+    console().print(f"trigger [bold]{rule.name}[/bold] starts {rule.workflow} in {rule.project}")
+
+
+@triggers_app.command("list")
+def list_triggers(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """List trigger rules."""
+    with platform_of(ctx) as platform:
+        rules = platform.workflows.triggers.rules()
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in rules])
+        return
+    table = Table("project", "name", "workflow", "query", "params", "enabled")
+    for r in rules:
+        query = json.dumps(r.query) if r.query is not None else "(every series)"
+        enabled = "yes" if r.enabled else "no"
+        table.add_row(r.project, r.name, r.workflow, query, json.dumps(r.params), enabled)
+    console().print(table)
+
+
+@triggers_app.command("enable")
+def enable_trigger(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Rule name.")],
+    project: Annotated[str, typer.Option("--project", help="The rule's project.")],
+    off: Annotated[bool, typer.Option("--off", help="Disable the rule instead.")] = False,
+) -> None:
+    """Enable (or with --off disable) a rule."""
+    with platform_of(ctx) as platform:
+        project_pk = platform.archive.projects.get(project).id
+        platform.workflows.triggers.set_enabled(project_pk=project_pk, name=name, enabled=not off)
+    console().print(f"trigger {name} {'disabled' if off else 'enabled'}")
+
+
+@triggers_app.command("remove")
+def remove_trigger(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Rule name.")],
+    project: Annotated[str, typer.Option("--project", help="The rule's project.")],
+) -> None:
+    """Remove a rule."""
+    with platform_of(ctx) as platform:
+        project_pk = platform.archive.projects.get(project).id
+        platform.workflows.triggers.remove(project_pk=project_pk, name=name)
+    console().print(f"trigger {name} removed")
+
+
+__all__ = ["app", "run_command", "runs_app", "triggers_app"]

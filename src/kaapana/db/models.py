@@ -332,6 +332,24 @@ class RunOutput(Base):
     source_series_instance_uid: Mapped[str] = mapped_column(String(64), default="")
     sha256: Mapped[str] = mapped_column(String(64))
 
+
+class TriggerRule(Base):
+    """Starts a workflow in a project when a matching series arrives (``SeriesArrived``)."""
+
+    __tablename__ = "trigger_rules"
+    __table_args__ = (UniqueConstraint("project_pk", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_pk: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    workflow: Mapped[str] = mapped_column(String(128))
+    # A catalog query; None matches every series arriving in the project.
+    query: Mapped[dict[str, Any] | None] = mapped_column(JsonDict)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
 __all__ = [
     "ApiToken",
     "Artifact",
@@ -352,6 +370,7 @@ __all__ = [
     "SeriesProject",
     "Study",
     "Task",
+    "TriggerRule",
     "User",
     "utcnow",
 ]

@@ -38,6 +38,7 @@ from kaapana.workflows.states import (
     RunStateValues,
     TaskStateValues,
 )
+from kaapana.workflows.triggers import MatchesQuery, Triggers
 from kaapana.workflows.views import (
     ArtifactView,
     LoadErrorView,
@@ -61,6 +62,7 @@ class Engine:
         archive: Archive,
         results: ObjectStore,
         select_series: SelectSeries | None = None,
+        matches_query: MatchesQuery | None = None,
     ) -> None:
         self.settings = settings
         self._engine = engine
@@ -73,6 +75,12 @@ class Engine:
         self._executor = DaskExecutor(settings)
         self._scheduler: Scheduler | None = None
         self._lock_file: IO[bytes] | None = None
+        self.triggers = Triggers(
+            engine=engine,
+            workflow_of=self.registry.get,
+            start_run=self.start_run,
+            matches_query=matches_query,
+        )
 
     # -- scheduling -------------------------------------------------------------------------
 

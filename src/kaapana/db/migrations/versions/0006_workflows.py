@@ -46,6 +46,29 @@ def upgrade() -> None:
         batch_op.create_index("ix_runs_state", ["state"], unique=False)
 
     op.create_table(
+        "trigger_rules",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("project_pk", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("workflow", sa.String(length=128), nullable=False),
+        sa.Column(
+            "query",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "params",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("created_by", sa.String(length=255), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["project_pk"], ["projects.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("project_pk", "name"),
+    )
+    op.create_table(
         "tasks",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("run_pk", sa.Integer(), nullable=False),
@@ -123,6 +146,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_tasks_run_state")
 
     op.drop_table("tasks")
+    op.drop_table("trigger_rules")
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_index("ix_runs_state")
         batch_op.drop_index(batch_op.f("ix_runs_project_pk"))
