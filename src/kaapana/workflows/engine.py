@@ -392,8 +392,13 @@ class Engine:
         scope: ProjectScope = None,
         poll: float = 0.25,
     ) -> Iterator[bytes]:
-        """The log as it grows, until the task's attempt has ended."""
+        """The log as it grows, until the task's attempt has ended (checked before it starts)."""
         path = self.log_path(run_id, task_id, attempt=attempt, scope=scope)
+        return self._follow(path, task_id, attempt, poll)
+
+    def _follow(
+        self, path: Path, task_id: int, attempt: int | None, poll: float
+    ) -> Iterator[bytes]:
         offset = 0
         while True:
             finished = self._task_done(task_id, attempt)

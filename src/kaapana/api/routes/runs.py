@@ -15,7 +15,8 @@ from kaapana.platform import Platform
 from kaapana.workflows.views import ArtifactView, RunDetailView, RunView
 
 router = APIRouter(prefix="/runs", tags=["runs"])
-RunId = Annotated[int, Path(ge=1, description="Run id.")]
+_MAX_ID = 2**31 - 1
+RunId = Annotated[int, Path(ge=1, le=_MAX_ID, description="Run id.")]
 _CHUNK = 1 << 20
 
 
@@ -96,8 +97,8 @@ def list_runs(
 def diff_runs(
     platform: PlatformDep,
     principal: CurrentPrincipal,
-    a: Annotated[int, Query(ge=1)],
-    b: Annotated[int, Query(ge=1)],
+    a: Annotated[int, Query(ge=1, le=_MAX_ID)],
+    b: Annotated[int, Query(ge=1, le=_MAX_ID)],
 ) -> RunDiff:
     differences = platform.workflows.diff(a, b, scope=principal.scope)
     return RunDiff(a=a, b=b, differences=differences)
@@ -148,10 +149,10 @@ def rerun_run(
 )
 def get_task_log(
     run_id: RunId,
-    task_id: Annotated[int, Path(ge=1)],
+    task_id: Annotated[int, Path(ge=1, le=_MAX_ID)],
     platform: PlatformDep,
     principal: CurrentPrincipal,
-    attempt: Annotated[int | None, Query(ge=1)] = None,
+    attempt: Annotated[int | None, Query(ge=1, le=_MAX_ID)] = None,
     follow: Annotated[bool, Query(description="Stream until the attempt has ended.")] = False,
 ) -> StreamingResponse:
     """stdout, stderr and the operator's logger of one attempt (default: the latest)."""
