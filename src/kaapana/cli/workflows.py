@@ -7,6 +7,7 @@ with ``--wait`` and no server running, this command itself (with a local Dask cl
 import json
 import sys
 import time
+from collections import Counter
 from typing import Annotated, Any
 
 import typer
@@ -166,7 +167,7 @@ def _follow(platform: Platform, run_id: int, *, live: bool) -> RunDetailView:
                 tasks = [t for t in run.tasks if t.step == step]
                 done = sum(t.state in DONE_TASK_STATES for t in tasks)
                 states = " ".join(
-                    f"{s}={n}" for s, n in sorted(_count(t.state for t in tasks).items())
+                    f"{s}={n}" for s, n in sorted(Counter(t.state for t in tasks).items())
                 )
                 if step not in bars:
                     bars[step] = progress.add_task(step, total=len(tasks), states=states)
@@ -174,13 +175,6 @@ def _follow(platform: Platform, run_id: int, *, live: bool) -> RunDetailView:
             if run.state in _ENDED:
                 return run
             time.sleep(0.3)
-
-
-def _count(states: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for state in states:
-        counts[state] = counts.get(state, 0) + 1
-    return counts
 
 
 def _print_run(run: RunDetailView) -> None:

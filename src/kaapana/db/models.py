@@ -245,7 +245,6 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-
 class Run(Base):
     """One execution of a workflow version over a set of series; the scheduler owns its state."""
 
@@ -349,6 +348,7 @@ class TriggerRule(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
 
 __all__ = [
     "ApiToken",

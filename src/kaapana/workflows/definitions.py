@@ -52,7 +52,8 @@ def check_name(what: str, value: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """What one task needs; passed to container engines, recorded for schedulers that place."""
+    """What one task needs: passed to container engines (`--cpus`, `--memory`, `--gpus`) and
+    recorded; Dask places tasks without it (one task per worker thread)."""
 
     cpu: float = 1.0
     memory_mb: int = 0

@@ -28,10 +28,11 @@ from enum import StrEnum
 
 from kaapana.workflows.context import BATCH_NAME, CANCEL_FILE, TaskContext
 from kaapana.workflows.definitions import (
-    AnyOperator,
     CommandOperator,
     ContainerOperator,
     PythonOperator,
+    Resources,
+    Step,
 )
 
 _PR_SET_PDEATHSIG = 1
@@ -101,8 +102,9 @@ def prepare_outputs(ctx: TaskContext) -> None:
         (ctx.control_dir / stale).unlink(missing_ok=True)
 
 
-def execute(ctx: TaskContext, operator: AnyOperator, timeout: float | None) -> TaskOutcome:
-    """Run one attempt to its end; never raises for the operator's failures."""
+def execute(ctx: TaskContext, step: Step) -> TaskOutcome:
+    """Run one attempt of ``step`` to its end; never raises for the operator's failures."""
+    operator, timeout = step.operator, step.timeout
     host = f"{socket.gethostname()}:{os.getpid()}"
     started = time.time()
     prepare_outputs(ctx)
@@ -113,7 +115,7 @@ def execute(ctx: TaskContext, operator: AnyOperator, timeout: float | None) -> T
             wait = _waitpid(pid)
             kill_extra: Callable[[], None] | None = None
         else:
-            command, env, kill_extra = _command(ctx, operator, container_engine())
+            command, env, kill_extra = _command(ctx, operator, step.resources, container_engine())
             try:
                 process = subprocess.Popen(
                     command,
@@ -186,7 +188,10 @@ def _waitpid(pid: int) -> Callable[[], int | None]:
 
 
 def _command(
-    ctx: TaskContext, operator: CommandOperator | ContainerOperator, engine: str | None
+    ctx: TaskContext,
+    operator: CommandOperator | ContainerOperator,
+    resources: Resources,
+    engine: str | None,
 ) -> tuple[list[str], dict[str, str], Callable[[], None] | None]:
     if isinstance(operator, CommandOperator):
         return list(operator.command), {**contract_env(ctx), **operator.env}, None
@@ -195,7 +200,11 @@ def _command(
         return ["/bin/sh", "-c", f"echo '{message}' >&2; exit 127"], {}, None
     name = f"kaapana-{ctx.run_id}-{ctx.task_id}-{ctx.attempt}"
     env = {**contract_env(ctx, workflow_dir=CONTAINER_WORKFLOW_DIR), **operator.env}
-    command = [engine, "run", "--rm", "--name", name]
+    command = [engine, "run", "--rm", "--name", name, f"--cpus={resources.cpu:g}"]
+    if resources.memory_mb:
+        command.append(f"--memory={resources.memory_mb}m")
+    if resources.gpu:
+        command.append(f"--gpus={resources.gpu}")
     for shared in ctx.shared_dirs:  # where the input links point, at the same paths
         command += ["-v", f"{shared}:{shared}:ro"]
     command += ["-v", f"{ctx.workflow_dir}:{CONTAINER_WORKFLOW_DIR}"]

@@ -10,13 +10,12 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from distributed import Client, Future, LocalCluster
 
 from kaapana.config import Settings
 from kaapana.workflows.context import TaskContext
-from kaapana.workflows.definitions import AnyOperator
+from kaapana.workflows.definitions import Step
 from kaapana.workflows.execution import execute
 
 log = logging.getLogger(__name__)
@@ -56,24 +55,14 @@ class DaskExecutor:
     def submit(
         self,
         ctx: TaskContext,
-        operator: AnyOperator,
-        timeout: float | None,
+        step: Step,
         *,
         on_done: Done,
     ) -> Future:
         key = f"kaapana-run{ctx.run_id}-task{ctx.task_id}-attempt{ctx.attempt}"
-        future: Future = self.client().submit(
-            execute, ctx, operator, timeout, key=key, pure=False, retries=0
-        )
+        future: Future = self.client().submit(execute, ctx, step, key=key, pure=False, retries=0)
         future.add_done_callback(on_done)
         return future
-
-    def workers(self) -> dict[str, Any]:
-        """The cluster's workers (address -> info), for status pages."""
-        if self._client is None:
-            return {}
-        info: dict[str, Any] = self._client.scheduler_info().get("workers", {})
-        return info
 
     def close(self) -> None:
         with self._lock:

@@ -349,8 +349,7 @@ class Scheduler:
         task_id = task.id
         future = self._executor.submit(
             ctx,
-            step.operator,
-            step.timeout,
+            step,
             # Dask calls this in a thread of its own: fetching the outcome there keeps the
             # scheduler thread free of round trips to the client's event loop.
             on_done=lambda f: self._events.put(_Finished(task_id, attempt, f, _outcome_of(f, ctx))),
