@@ -83,6 +83,8 @@ def test_cancel_kills_running_tasks_and_pending_ones_never_start(
     assert engine.wait(quick.id, timeout=60).state == "succeeded"
     assert site.executions("gather") == []
     assert engine.get_run(run.id).state == "canceled"
+    # Also a probe that only reached a worker after the cancel is stopped (or never started).
+    assert all(_gone(int(name.rsplit(".", 1)[1])) for name in site.executions("probe"))
 
 
 def test_a_killed_workers_task_runs_again(make_site: Callable[..., Site]) -> None:

@@ -247,11 +247,12 @@ class Engine:
     def cancel(self, run_id: int, *, scope: ProjectScope = None) -> RunDetailView:
         """Running tasks are killed (cancel marker to their worker), pending ones never start."""
         with write_transaction(self._engine) as session:
-            run = self._run(session, run_id, scope)
+            run = self._run(session, run_id, scope, lock=True)
             if run.state not in ACTIVE_RUN_STATES:
                 raise Conflict(f"run {run_id} is {run.state} already")
             moment = utcnow()
-            for task in session.scalars(select(Task).where(Task.run_pk == run_id)):
+            tasks = select(Task).where(Task.run_pk == run_id).order_by(Task.id).with_for_update()
+            for task in session.scalars(tasks):
                 if task.state == TaskStateValues.running:
                     self.workspace.cancel(run_id, task.id, task.attempts)
                 if task.state not in DONE_TASK_STATES:
@@ -269,10 +270,11 @@ class Engine:
     ) -> RunDetailView:
         """Run the failed, canceled and upstream-failed tasks again; finished ones stay."""
         with write_transaction(self._engine) as session:
-            run = self._run(session, run_id, scope)
+            run = self._run(session, run_id, scope, lock=True)
             if run.state not in (RunStateValues.failed, RunStateValues.canceled):
                 raise Conflict(f"run {run_id} is {run.state}: only failed or canceled runs retry")
-            for task in session.scalars(select(Task).where(Task.run_pk == run_id)):
+            tasks = select(Task).where(Task.run_pk == run_id).order_by(Task.id).with_for_update()
+            for task in session.scalars(tasks):
                 if task.state in RETRYABLE_TASK_STATES:
                     task.state = TaskStateValues.pending
                     task.failures = 0
@@ -285,8 +287,8 @@ class Engine:
         self._schedule(start)
         return self.get_run(run_id)
 
-    def _run(self, session: Any, run_id: int, scope: ProjectScope) -> Run:
-        run = session.get(Run, run_id)
+    def _run(self, session: Any, run_id: int, scope: ProjectScope, *, lock: bool = False) -> Run:
+        run = session.get(Run, run_id, with_for_update=lock)
         if run is None or (scope is not None and run.project_pk not in scope):
             raise NotFound(f"run {run_id} not found")
         return run

@@ -107,6 +107,8 @@ def execute(ctx: TaskContext, step: Step) -> TaskOutcome:
     operator, timeout = step.operator, step.timeout
     host = f"{socket.gethostname()}:{os.getpid()}"
     started = time.time()
+    if (ctx.control_dir / CANCEL_FILE).exists():  # canceled while it waited for a worker
+        return TaskOutcome(EndValues.canceled, None, host, started, time.time(), "canceled")
     prepare_outputs(ctx)
     ctx.log_path.parent.mkdir(parents=True, exist_ok=True)
     with ctx.log_path.open("ab") as log:
@@ -264,17 +266,25 @@ def _exit_notifier(pid: int) -> Iterator[Callable[[float], None]]:
 def _kill_group(pid: int, poll: Callable[[], int | None]) -> None:
     """SIGTERM to the whole group, SIGKILL to what is left after a short grace."""
     for sig, grace in ((signal.SIGTERM, _KILL_GRACE), (signal.SIGKILL, 0.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            break
+        _signal(pid, sig)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and poll() is None:
             time.sleep(0.02)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)  # grandchildren outlive a leader that exits on SIGTERM
+        if poll() is not None:
+            break
+    _signal(pid, signal.SIGKILL)  # grandchildren outlive a leader that exits on SIGTERM
     while poll() is None:
         time.sleep(0.01)
+
+
+def _signal(pid: int, sig: int) -> None:
+    """The group led by ``pid``; the child alone if it has not called setsid yet (a kill in
+    its first moments), when it cannot have started anything else."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def container_engine() -> str | None:

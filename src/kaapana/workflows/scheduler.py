@@ -189,7 +189,9 @@ class Scheduler:
         self._executor.client()  # a local cluster starts here, not inside a write transaction
         for run_id in active:
             with write_transaction(self._engine) as session:
-                run = session.get(Run, run_id)
+                # The row lock orders this pass with cancel and retry (PostgreSQL; SQLite's
+                # write transactions are serial anyway).
+                run = session.get(Run, run_id, with_for_update=True)
                 if run is not None and run.state in ACTIVE_RUN_STATES:
                     self._advance(session, run)
 
@@ -390,8 +392,9 @@ class Scheduler:
                     outcome = replace(outcome, end=EndValues.failed, error=detail)
             kept.append((task_id, attempt, watched, outcome, collected))
         with write_transaction(self._engine) as session:
-            for task_id, attempt, watched, outcome, collected in kept:
-                task = session.get(Task, task_id)
+            # Rows locked in id order, as cancel and retry lock them: no deadlock between them.
+            for task_id, attempt, watched, outcome, collected in sorted(kept, key=lambda k: k[0]):
+                task = session.get(Task, task_id, with_for_update=True)
                 if task is None or task.state != TaskStateValues.running:
                     continue
                 if task.attempts == attempt:
