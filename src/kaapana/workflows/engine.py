@@ -375,15 +375,22 @@ class Engine:
     def log_path(
         self, run_id: int, task_id: int, *, attempt: int | None = None, scope: ProjectScope = None
     ) -> Path:
+        """The log of an attempt (default: the latest, or the first one if none started yet)."""
+        return self._log_attempt(run_id, task_id, attempt, scope)[0]
+
+    def _log_attempt(
+        self, run_id: int, task_id: int, attempt: int | None, scope: ProjectScope
+    ) -> tuple[Path, int]:
         with self._sessions() as session:
             self._run(session, run_id, scope)
             task = session.get(Task, task_id)
             if task is None or task.run_pk != run_id:
                 raise NotFound(f"task {task_id} of run {run_id} not found")
-            chosen = attempt if attempt is not None else task.attempts
-            if not 1 <= chosen <= max(task.attempts, 1):
-                raise InvalidInput(f"'attempt' must be 1-{task.attempts}, got {chosen}")
-            return self.workspace.log_path(run_id, task_id, chosen)
+            latest = max(task.attempts, 1)
+            chosen = attempt if attempt is not None else latest
+            if not 1 <= chosen <= latest:
+                raise InvalidInput(f"'attempt' must be 1-{latest}, got {chosen}")
+            return self.workspace.log_path(run_id, task_id, chosen), chosen
 
     def follow_log(
         self,
@@ -395,12 +402,10 @@ class Engine:
         poll: float = 0.25,
     ) -> Iterator[bytes]:
         """The log as it grows, until the task's attempt has ended (checked before it starts)."""
-        path = self.log_path(run_id, task_id, attempt=attempt, scope=scope)
-        return self._follow(path, task_id, attempt, poll)
+        path, chosen = self._log_attempt(run_id, task_id, attempt, scope)
+        return self._follow(path, task_id, chosen, poll)
 
-    def _follow(
-        self, path: Path, task_id: int, attempt: int | None, poll: float
-    ) -> Iterator[bytes]:
+    def _follow(self, path: Path, task_id: int, attempt: int, poll: float) -> Iterator[bytes]:
         offset = 0
         while True:
             finished = self._task_done(task_id, attempt)
@@ -415,13 +420,13 @@ class Engine:
                 return
             time.sleep(poll)
 
-    def _task_done(self, task_id: int, attempt: int | None) -> bool:
+    def _task_done(self, task_id: int, attempt: int) -> bool:
+        """The attempt has ended: the task is done, or a later attempt started."""
         with self._sessions() as session:
             task = session.get(Task, task_id)
             if task is None:
                 return True
-            later = attempt is not None and task.attempts > attempt
-            return later or task.state in DONE_TASK_STATES
+            return task.attempts > attempt or task.state in DONE_TASK_STATES
 
     def artifacts(self, run_id: int, *, scope: ProjectScope = None) -> list[ArtifactView]:
         with self._sessions() as session:
