@@ -177,6 +177,45 @@ class Settings(BaseSettings):
         description="The `dciodvfy` validator of dicom3tools (a name on PATH or a path); where it "
         "is missing, series are validated with built-in pydicom checks.",
     )
+    work_dir: Path | None = Field(
+        None,
+        description="Working folders of workflow runs (`<work>/<run>/batch/<series>/<step>/`); "
+        "default: `work` in the data dir. With a remote Dask cluster it must be a path every "
+        "worker shares.",
+    )
+    plugins_dir: Path | None = Field(
+        None,
+        description="Folder of workflow plugins (`*.py`, `*.yaml`), read again on "
+        "`kaapana workflows reload`; default: `plugins` in the data dir.",
+    )
+    workflow_entry_points: bool = Field(
+        True,
+        description="Load workflows that installed packages declare in the entry point group "
+        "`kaapana.workflows`.",
+    )
+    dask_scheduler: str | None = Field(
+        None,
+        description="Address of an existing Dask scheduler (`tcp://host:8786`) that runs "
+        "workflow tasks; unset: a local cluster of worker processes starts with the first run.",
+    )
+    dask_workers: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Worker processes of the local Dask cluster (one thread each); 0 picks one "
+        "per CPU core.",
+    )
+    max_parallel_tasks: int = Field(
+        64,
+        ge=1,
+        description="Most workflow tasks handed to the executor at once, over all runs.",
+    )
+    retry_backoff_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Wait before the first retry of a failed task; doubled for each further "
+        "attempt.",
+    )
 
     @field_validator("ae_title")
     @classmethod
@@ -213,6 +252,14 @@ class Settings(BaseSettings):
     @property
     def resolved_results_dir(self) -> Path:
         return (self.results_dir or self.data_dir / "results").resolve()
+
+    @property
+    def resolved_work_dir(self) -> Path:
+        return (self.work_dir or self.data_dir / "work").resolve()
+
+    @property
+    def resolved_plugins_dir(self) -> Path:
+        return (self.plugins_dir or self.data_dir / "plugins").resolve()
 
     def with_overrides(self, **overrides: Any) -> "Settings":
         """A copy with some values changed and validated again (CLI options on top of the env)."""

@@ -10,6 +10,7 @@ from kaapana.catalog import Datasets, SeriesDeletion, SeriesJobs, SeriesMedia
 from kaapana.config import Settings
 from kaapana.db import create_engine_for, upgrade
 from kaapana.storage import FilesystemStore
+from kaapana.workflows import Engine
 
 
 class Platform:
@@ -37,6 +38,11 @@ class Platform:
             audit=self.auth.audit,
             flush=self.archive.flush,
         )
+        # Schedules nothing until started (by `kaapana serve`, or the first run created here).
+        self.workflows = Engine(
+            settings=settings, engine=self.engine, archive=self.archive, results=self.results
+        )
+        self.events.subscribe(SeriesArrived, self.workflows.triggers.on_series_arrived)
         # Set on the first start only: the generated password of `admin`, for the CLI to print.
         self.initial_admin_password: str | None = None
         if migrate:
@@ -67,6 +73,7 @@ class Platform:
     def close(self) -> None:
         if self.series_jobs is not None:
             self.series_jobs.close()
+        self.workflows.close()
         self.archive.close()
         self.engine.dispose()
 

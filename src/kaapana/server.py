@@ -133,6 +133,8 @@ def serve(settings: Settings, *, on_ready: ReadyCallback | None = None) -> None:
             platform.engine, platform.events, quiet_seconds=settings.series_quiet_seconds
         )
         monitor.start()
+        # Resumes interrupted runs; the Dask cluster itself starts with the first task.
+        platform.workflows.start()
         count = receiver_count(settings)
         pool: ReceiverPool | None = None
         in_process = None

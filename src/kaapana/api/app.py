@@ -27,6 +27,8 @@ from kaapana.api.routes import (
     tokens,
     users,
 )
+from kaapana.api.routes import runs as run_routes
+from kaapana.api.routes import workflows as workflow_routes
 from kaapana.config import Settings
 from kaapana.dicomweb import routes as dicomweb
 from kaapana.platform import Platform
@@ -78,6 +80,8 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         datasets,
     ):
         api.include_router(module.router)
+    api.include_router(workflow_routes.router)
+    api.include_router(run_routes.router)
     app.include_router(api)
     app.include_router(dicomweb.router, prefix="/dicomweb")
     app.include_router(dicomweb.router, prefix="/dicomweb/projects/{project}")

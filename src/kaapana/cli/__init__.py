@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from kaapana import __version__
 from kaapana.cli import audit, data, datasets, nodes, projects, serve, tokens, users
+from kaapana.cli import workflows as workflow_commands
 from kaapana.cli._common import error_console
 from kaapana.config import Settings
 
@@ -65,6 +66,10 @@ app.add_typer(tokens.app, name="tokens")
 app.command(name="audit")(audit.audit_command)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(datasets.series_app, name="series")
+app.add_typer(workflow_commands.app, name="workflows")
+app.command(name="run")(workflow_commands.run_command)
+app.add_typer(workflow_commands.runs_app, name="runs")
+app.add_typer(workflow_commands.triggers_app, name="triggers")
 
 
 def main() -> None:

@@ -248,7 +248,6 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-
 class SeriesReference(Base):
     """An image series that a SEG, RTSTRUCT or SR series points at, by UID: the referenced
     series may arrive later, and the index on the UID makes the reverse link one lookup."""
@@ -276,8 +275,114 @@ class SeriesValidation(Base):
     checked_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class Run(Base):
+    """One execution of a workflow version over a set of series; the scheduler owns its state."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_state", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_pk: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    workflow: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(64))
+    definition_hash: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    rerun_of: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    error: Mapped[str] = mapped_column(String(4096), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class RunInput(Base):
+    """The series a run was started on, in order."""
+
+    __tablename__ = "run_inputs"
+
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    series_pk: Mapped[int] = mapped_column(
+        ForeignKey("series.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Task(Base):
+    """One step of a run, for one series (``per_series``) or for all of them (``per_run``)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        UniqueConstraint("run_pk", "step", "series_instance_uid"),
+        Index("ix_tasks_run_state", "run_pk", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(128))
+    # "" for a per-run task: a unique constraint treats NULLs as distinct.
+    series_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None] = mapped_column(DateTime)
+    worker: Mapped[str] = mapped_column(String(255), default="")
+    error: Mapped[str] = mapped_column(String(4096), default="")
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Artifact(Base):
+    """A file of a run kept in result storage (outputs declared by ``add_artifact``, manifests)."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (UniqueConstraint("run_pk", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    task_pk: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(512))
+    storage_key: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RunOutput(Base):
+    """Provenance of DICOM a run stored into the archive: which task made it, from which series."""
+
+    __tablename__ = "run_outputs"
+
+    run_pk: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task_pk: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    source_series_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class TriggerRule(Base):
+    """Starts a workflow in a project when a matching series arrives (``SeriesArrived``)."""
+
+    __tablename__ = "trigger_rules"
+    __table_args__ = (UniqueConstraint("project_pk", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_pk: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    workflow: Mapped[str] = mapped_column(String(128))
+    # A catalog query; None matches every series arriving in the project.
+    query: Mapped[dict[str, Any] | None] = mapped_column(JsonDict)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 __all__ = [
     "ApiToken",
+    "Artifact",
     "AuditEvent",
     "Base",
     "Dataset",
@@ -288,11 +393,16 @@ __all__ = [
     "Membership",
     "Patient",
     "Project",
+    "Run",
+    "RunInput",
+    "RunOutput",
     "Series",
     "SeriesProject",
     "SeriesReference",
     "SeriesValidation",
     "Study",
+    "Task",
+    "TriggerRule",
     "User",
     "utcnow",
 ]

@@ -1,0 +1,166 @@
+"""Workflow engine benchmark: scheduling overhead per task, and dcm2niix through the engine
+against a plain shell loop.
+
+1. ``noop``: 1,000 per-series no-op tasks on the default cluster (a local Dask cluster of one
+   worker process per core). Reported: wall time per task, and the overhead per task, i.e. the
+   worker time per task that is not the operator (``wall x workers / tasks - operator time``;
+   the operator's own time is the fork of its process and nothing else, so it is counted as
+   overhead too). Target: <= 20 ms. A warm-up run starts the cluster first, as a server would
+   have it running.
+2. ``dcm2niix``: 200 small CT series converted to NIfTI by a command step (Kaapana's contract,
+   one task per series) against ``xargs -P <workers>`` running ``dcm2niix`` over the same input
+   folders (links to the same stored files) with the same parallelism. Target: <= 1.2x.
+
+An Airflow comparison is not part of this script (see benchmarks/README.md).
+
+Usage: ``python benchmarks/engine.py [--quick] [--repeat N] [--out FILE]``; JSON to stdout.
+"""
+
+import argparse
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import Report, add_output_arguments, median, tool_versions
+from kaapana.archive.metadata import inspect
+from kaapana.config import Settings
+from kaapana.platform import Platform
+from kaapana.testing import ct_series
+from kaapana.workflows import CommandOperator, Step, Workflow
+
+DCM2NIIX = Path(sys.executable).parent / "dcm2niix"
+CONVERT = (
+    'exec "$DCM2NIIX" -z n -o "$WORKFLOW_DIR/$BATCH_NAME"/*/"$OPERATOR_OUT_DIR" '
+    '"$WORKFLOW_DIR/$BATCH_NAME"/*/"$OPERATOR_IN_DIR" > /dev/null'
+)
+
+
+def _store(platform: Platform, count: int, slices: int, dataset: str, seed0: int) -> None:
+    target = platform.archive.target("admin", dataset)
+    batch = []
+    for seed in range(seed0, seed0 + count):
+        for ds in ct_series(patient_id=f"B{seed}", rows=16, columns=16, slices=slices, seed=seed):
+            buffer = io.BytesIO()
+            ds.save_as(buffer, enforce_file_format=True)
+            batch.append(inspect(buffer.getvalue()))
+        if len(batch) >= 256:
+            platform.archive.store_all(batch, target)
+            batch = []
+    if batch:
+        platform.archive.store_all(batch, target)
+
+
+def _timed_run(platform: Platform, workflow: str, dataset: str) -> tuple[float, int]:
+    engine = platform.workflows
+    project_pk = platform.archive.projects.get("admin").id
+    started = time.perf_counter()
+    run = engine.start_run(project_pk=project_pk, workflow=workflow, dataset=dataset)
+    done = engine.wait(run.id, timeout=3600, poll=0.05)
+    elapsed = time.perf_counter() - started
+    if done.state != "succeeded":
+        raise RuntimeError(f"run {run.id} of {workflow} ended {done.state}: {done.error}")
+    return elapsed, len(done.tasks)
+
+
+def _shell_loop(platform: Platform, run_id: int, workers: int, out: Path) -> float:
+    """dcm2niix over the same input folders the engine used, ``workers`` at a time."""
+    batch = platform.settings.resolved_work_dir / str(run_id) / "batch"
+    inputs = sorted(p.name for p in batch.iterdir())
+    for uid in inputs:
+        (out / uid).mkdir(parents=True)
+    script = f'exec "{DCM2NIIX}" -z n -o "{out}/$1" "{batch}/$1/get-input-data" > /dev/null'
+    started = time.perf_counter()
+    subprocess.run(
+        ["xargs", "-P", str(workers), "-n", "1", "sh", "-c", script, "loop"],
+        input="\n".join(inputs).encode(),
+        check=True,
+    )
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100 no-op tasks, 20 conversions")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per case")
+    add_output_arguments(parser)
+    args = parser.parse_args()
+    noop_tasks, conversions = (100, 20) if args.quick else (1000, 200)
+    report = Report(benchmark="engine", environment=tool_versions())
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = Settings(data_dir=Path(scratch) / "data", workflow_entry_points=False)
+        workers = settings.dask_workers or os.cpu_count() or 1
+        report.environment["dask_workers"] = str(workers)
+        with Platform(settings) as platform:
+            print("storing series", file=sys.stderr)
+            _store(platform, 4, 1, "warmup", 0)
+            _store(platform, noop_tasks, 1, "noop", 100)
+            _store(platform, conversions, 4, "convert", 10_000)
+            _timed_run(platform, "noop", "warmup")  # starts the cluster
+            walls = []
+            for _ in range(args.repeat):
+                wall, tasks = _timed_run(platform, "noop", "noop")
+                walls.append(wall)
+                print(f"noop: {tasks} tasks in {wall:.2f} s", file=sys.stderr)
+            wall = median(walls)
+            per_task_ms = wall / noop_tasks * 1000
+            overhead_ms = per_task_ms * workers
+            report.cases.append(
+                {
+                    "case": "noop",
+                    "tasks": noop_tasks,
+                    "workers": workers,
+                    "wall_s": [round(w, 3) for w in walls],
+                    "wall_per_task_ms": round(per_task_ms, 2),
+                    "overhead_per_task_ms": round(overhead_ms, 2),
+                    "target_ms": 20,
+                    "met": overhead_ms <= 20,
+                }
+            )
+            platform.workflows.registry.add(
+                Workflow(
+                    name="dcm2niix",
+                    version="1",
+                    steps=[
+                        Step(
+                            name="dcm2niix",
+                            operator=CommandOperator(
+                                ("sh", "-c", CONVERT), {"DCM2NIIX": str(DCM2NIIX)}
+                            ),
+                        )
+                    ],
+                )
+            )
+            engine_walls, loop_walls = [], []
+            for index in range(args.repeat):
+                wall, _tasks = _timed_run(platform, "dcm2niix", "convert")
+                engine_walls.append(wall)
+                run_id = platform.workflows.list_runs(limit=1)[0].id
+                out = Path(scratch) / f"loop{index}"
+                loop_walls.append(_shell_loop(platform, run_id, workers, out))
+                shutil.rmtree(out)
+                print(
+                    f"dcm2niix: engine {wall:.2f} s, loop {loop_walls[-1]:.2f} s", file=sys.stderr
+                )
+            ratio = median(engine_walls) / median(loop_walls)
+            report.cases.append(
+                {
+                    "case": "dcm2niix",
+                    "series": conversions,
+                    "parallelism": workers,
+                    "engine_wall_s": [round(w, 3) for w in engine_walls],
+                    "shell_loop_wall_s": [round(w, 3) for w in loop_walls],
+                    "ratio": round(ratio, 3),
+                    "target": 1.2,
+                    "met": ratio <= 1.2,
+                }
+            )
+    report.emit(args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Workflows: definitions, registry, runs and tasks, scheduler, Dask executor, provenance."""
+
+from kaapana.workflows.context import SeriesInput, TaskContext
+from kaapana.workflows.definitions import (
+    CommandOperator,
+    ContainerOperator,
+    ModeValues,
+    NoParameters,
+    PythonOperator,
+    Resources,
+    Step,
+    Workflow,
+)
+from kaapana.workflows.engine import Engine
+from kaapana.workflows.registry import ENTRY_POINT_GROUP, Registry
+from kaapana.workflows.spec import WorkflowSpec
+from kaapana.workflows.states import RunStateValues, TaskStateValues
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "CommandOperator",
+    "ContainerOperator",
+    "Engine",
+    "ModeValues",
+    "NoParameters",
+    "PythonOperator",
+    "Registry",
+    "Resources",
+    "RunStateValues",
+    "SeriesInput",
+    "Step",
+    "TaskContext",
+    "TaskStateValues",
+    "Workflow",
+    "WorkflowSpec",
+]

@@ -1,0 +1,77 @@
+"""Dask as the executor: a local cluster of worker processes, or an existing cluster.
+
+The cluster is started lazily, on the first task, so an installation without runs starts no
+processes. With ``dask_scheduler`` set, tasks go to that cluster (started on Kubernetes with
+dask-kubernetes, on SLURM/PBS with dask-jobqueue, or by hand with ``dask scheduler`` and
+``dask worker``); its workers need kaapana installed and the shared work folder mounted.
+"""
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+from distributed import Client, Future, LocalCluster
+
+from kaapana.config import Settings
+from kaapana.workflows.context import TaskContext
+from kaapana.workflows.definitions import Step
+from kaapana.workflows.execution import execute
+
+log = logging.getLogger(__name__)
+
+Done = Callable[[Future], None]
+
+
+class DaskExecutor:
+    """Submits task attempts; knows nothing about states, which the scheduler owns."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: Client | None = None
+        self._cluster: LocalCluster | None = None
+        self._lock = threading.Lock()
+
+    def client(self) -> Client:
+        with self._lock:
+            if self._client is None:
+                address = self._settings.dask_scheduler
+                if address:
+                    log.info("workflow tasks go to the Dask scheduler at %s", address)
+                    self._client = Client(address, timeout=30, set_as_default=False)
+                else:
+                    workers = self._settings.dask_workers or os.cpu_count() or 1
+                    self._cluster = LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        host="127.0.0.1",
+                    )
+                    log.info("started a local Dask cluster of %d worker processes", workers)
+                    self._client = Client(self._cluster, set_as_default=False)
+            return self._client
+
+    def submit(
+        self,
+        ctx: TaskContext,
+        step: Step,
+        *,
+        on_done: Done,
+    ) -> Future:
+        key = f"kaapana-run{ctx.run_id}-task{ctx.task_id}-attempt{ctx.attempt}"
+        future: Future = self.client().submit(execute, ctx, step, key=key, pure=False, retries=0)
+        future.add_done_callback(on_done)
+        return future
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
+
+
+__all__ = ["DaskExecutor"]

@@ -1,0 +1,95 @@
+"""What a succeeded attempt leaves: its folders moved into place, DICOM into the archive,
+artifacts into result storage. Runs on the scheduler side, outside any database transaction
+(the archive's index writer needs the write lock on SQLite); the rows are written after."""
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kaapana.archive import Archive, StoreTarget
+from kaapana.archive.metadata import inspect
+from kaapana.errors import Conflict, InvalidInput
+from kaapana.storage import ObjectStore
+from kaapana.workflows.context import TaskContext, read_results
+from kaapana.workflows.definitions import Step
+from kaapana.workflows.workspace import Workspace
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArtifact:
+    name: str
+    storage_key: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDicom:
+    sop_instance_uid: str
+    sha256: str
+    source_series_instance_uid: str
+
+
+@dataclass(slots=True)
+class Collected:
+    artifacts: list[StoredArtifact] = field(default_factory=list)
+    dicom: list[StoredDicom] = field(default_factory=list)
+
+
+def artifact_key(run_id: int, name: str) -> str:
+    """A safe storage key for an artifact name (a relative path in the run's folder)."""
+    parts = [_UNSAFE.sub("_", part)[:128] or "_" for part in name.split("/")]
+    return "/".join(["runs", str(run_id), *parts])
+
+
+def put_artifact(results: ObjectStore, run_id: int, name: str, data: bytes) -> StoredArtifact:
+    key = artifact_key(run_id, name)
+    results.put(key, data)
+    return StoredArtifact(name, key, len(data), hashlib.sha256(data).hexdigest())
+
+
+def collect(
+    *,
+    ctx: TaskContext,
+    step: Step,
+    workspace: Workspace,
+    archive: Archive,
+    results: ObjectStore,
+    project_pk: int,
+) -> Collected:
+    records = read_results(ctx.workflow_dir)
+    relative_out = ctx.output_dir.relative_to(ctx.workflow_dir)
+    workspace.promote(ctx.run_id, ctx.workflow_dir, ctx.step)
+    final_out = workspace.run_dir(ctx.run_id) / relative_out
+    collected = Collected()
+    artifacts = [r["path"] for r in records if r["kind"] == "artifact"]
+    for pattern in step.artifacts:
+        artifacts += sorted(
+            p.relative_to(final_out).as_posix() for p in final_out.glob(pattern) if p.is_file()
+        )
+    for relative in dict.fromkeys(artifacts):
+        data = (final_out / relative).read_bytes()
+        name = f"{relative_out.as_posix()}/{relative}"
+        collected.artifacts.append(put_artifact(results, ctx.run_id, name, data))
+    dicom_paths = [final_out / r["path"] for r in records if r["kind"] == "dicom"]
+    if dicom_paths:
+        collected.dicom = _store_dicom(ctx, archive, dicom_paths, project_pk)
+    return collected
+
+
+def _store_dicom(
+    ctx: TaskContext, archive: Archive, paths: list[Path], project_pk: int
+) -> list[StoredDicom]:
+    objects = [inspect(path.read_bytes(), source=path.name) for path in paths]
+    outcomes = archive.store_all(objects, StoreTarget(project_pk=project_pk))
+    refused = [o.detail for o in outcomes if isinstance(o, Conflict)]
+    if refused:
+        raise InvalidInput(f"the archive refused results: {'; '.join(refused)}")
+    source = ctx.series_instance_uid or ""
+    return [StoredDicom(o.sop_instance_uid, o.sha256, source) for o in objects]
+
+
+__all__ = ["Collected", "StoredArtifact", "StoredDicom", "artifact_key", "collect", "put_artifact"]

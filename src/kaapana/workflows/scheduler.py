@@ -1,0 +1,532 @@
+"""The scheduler: the one owner of run and task states, kept in the database.
+
+A single thread per installation (``Engine.start`` takes a lock file in the data dir) advances
+the active runs: pending tasks whose upstream tasks succeeded are queued, queued tasks go to the
+executor within the global and per-workflow limits, finished attempts are recorded (retried with
+backoff, or failed), finished runs get their manifest. Every decision is re-derived from the
+database on each pass, so after a restart the same code resumes: a task recorded as running that
+this process does not watch was interrupted and is submitted again as a new attempt; a task
+recorded as finished is never run again.
+"""
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from distributed import Future
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from kaapana.archive import Archive
+from kaapana.config import Settings
+from kaapana.db.engine import session_factory, write_transaction
+from kaapana.db.models import (
+    Artifact,
+    Instance,
+    Project,
+    Run,
+    RunInput,
+    RunOutput,
+    Series,
+    Study,
+    Task,
+)
+from kaapana.db.models import utcnow as now
+from kaapana.errors import KaapanaError
+from kaapana.storage import ObjectStore
+from kaapana.workflows.context import SeriesInput, TaskContext
+from kaapana.workflows.definitions import ModeValues, Step, Workflow
+from kaapana.workflows.execution import EndValues, TaskOutcome
+from kaapana.workflows.executor import DaskExecutor
+from kaapana.workflows.manifest import MANIFEST_NAME, build_manifest, encode
+from kaapana.workflows.registry import Registry
+from kaapana.workflows.results import Collected, StoredArtifact, collect, put_artifact
+from kaapana.workflows.states import (
+    ACTIVE_RUN_STATES,
+    BAD_TASK_STATES,
+    DONE_TASK_STATES,
+    GOOD_TASK_STATES,
+    RunStateValues,
+    TaskStateValues,
+)
+from kaapana.workflows.workspace import Workspace
+
+log = logging.getLogger(__name__)
+_IDLE_POLL = 0.5
+_PASS_INTERVAL = 0.2
+_GATHER_SECONDS = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class _Watched:
+    future: Future
+    attempt: int
+    workflow: str
+    ctx: TaskContext
+    step: Step
+    project_pk: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    task_id: int
+    attempt: int
+    future: Future
+    outcome: TaskOutcome
+
+
+@dataclass(slots=True)
+class _TaskRow:
+    id: int
+    step: str
+    series_instance_uid: str
+    state: str
+    attempts: int
+    not_before: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _RunInputs:
+    project: str
+    series: list[SeriesInput]
+    by_uid: dict[str, SeriesInput]
+    files: dict[str, list[tuple[str, str]]]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        registry: Registry,
+        executor: DaskExecutor,
+        workspace: Workspace,
+        archive: Archive,
+        results: ObjectStore,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._sessions = session_factory(engine)
+        self._registry = registry
+        self._executor = executor
+        self._workspace = workspace
+        self._archive = archive
+        self._results = results
+        self._watched: dict[int, _Watched] = {}
+        self._inputs: dict[int, _RunInputs] = {}
+        self._events: queue.Queue[_Finished | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="kaapana-scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._events.put(None)
+
+    def stop(self) -> None:
+        """Stop deciding; running attempts stay recorded as running, for the next start."""
+        self._stop.set()
+        self.wake()
+        if self._thread.is_alive():
+            self._thread.join()
+        for watched in self._watched.values():
+            watched.future.release()
+        self._watched.clear()
+
+    def _loop(self) -> None:
+        last_pass = 0.0
+        due = True
+        while not self._stop.is_set():
+            # A pass reads every task of the active runs: at most one per _PASS_INTERVAL while
+            # the executor has plenty queued, at once when half its slots are free.
+            waited = time.monotonic() - last_pass
+            running_dry = len(self._watched) < self._settings.max_parallel_tasks // 2
+            if due and (waited >= _PASS_INTERVAL or running_dry):
+                last_pass = time.monotonic()
+                due = False
+                try:
+                    self.tick()
+                except Exception:
+                    log.exception("scheduler pass failed; trying again")
+            timeout = max(0.0, _PASS_INTERVAL - waited) if due else _IDLE_POLL
+            try:
+                item = self._events.get(timeout=timeout)
+            except queue.Empty:
+                due = True
+                continue
+            due = True
+            finished = [item]
+            gather_until = time.monotonic() + _GATHER_SECONDS
+            while True:  # what finishes within a few ms, recorded in one transaction
+                try:
+                    finished.append(
+                        self._events.get(timeout=max(0.0, gather_until - time.monotonic()))
+                    )
+                except queue.Empty:
+                    break
+            events = [event for event in finished if event is not None]
+            if events and not self._stop.is_set():
+                try:
+                    self._finish_attempts(events)
+                except Exception:
+                    log.exception("recording tasks %s failed", [e.task_id for e in events])
+
+    def tick(self) -> None:
+        """One pass over every active run."""
+        with self._sessions() as session:
+            active = session.scalars(
+                select(Run.id).where(Run.state.in_(list(ACTIVE_RUN_STATES))).order_by(Run.id)
+            ).all()
+        if not active:
+            return
+        self._executor.client()  # a local cluster starts here, not inside a write transaction
+        for run_id in active:
+            with write_transaction(self._engine) as session:
+                # The row lock orders this pass with cancel and retry (PostgreSQL; SQLite's
+                # write transactions are serial anyway).
+                run = session.get(Run, run_id, with_for_update=True)
+                if run is not None and run.state in ACTIVE_RUN_STATES:
+                    self._advance(session, run)
+
+    def _advance(self, session: Session, run: Run) -> None:
+        try:
+            workflow = self._registry.get(run.workflow)
+        except KaapanaError as exc:
+            self._fail_run(session, run, exc.detail)
+            return
+        if workflow.definition_hash != run.definition_hash:
+            self._fail_run(
+                session,
+                run,
+                f"workflow {run.workflow!r} changed since the run was created (definition hash "
+                f"{run.definition_hash[:12]} -> {workflow.definition_hash[:12]})",
+            )
+            return
+        # Plain rows, not ORM objects: a pass over a run of thousands of tasks stays cheap.
+        tasks = [
+            _TaskRow(*row)
+            for row in session.execute(
+                select(
+                    Task.id,
+                    Task.step,
+                    Task.series_instance_uid,
+                    Task.state,
+                    Task.attempts,
+                    Task.not_before,
+                ).where(Task.run_pk == run.id)
+            )
+        ]
+        by_step: dict[str, list[_TaskRow]] = defaultdict(list)
+        by_key: dict[tuple[str, str], _TaskRow] = {}
+        for task in tasks:
+            by_step[task.step].append(task)
+            by_key[task.step, task.series_instance_uid] = task
+        changed: dict[str, list[int]] = defaultdict(list)
+        for name in workflow.order:
+            step = workflow.steps[name]
+            for task in by_step[name]:
+                if task.state == TaskStateValues.running and task.id not in self._watched:
+                    log.info("run %d: task %d was interrupted; submitting again", run.id, task.id)
+                    self._workspace.cancel(run.id, task.id, task.attempts)
+                    task.state = TaskStateValues.queued
+                    changed[task.state].append(task.id)
+                if task.state != TaskStateValues.pending:
+                    continue
+                upstream = _upstream_states(workflow, step, task, by_step, by_key)
+                if any(state in BAD_TASK_STATES for state in upstream):
+                    task.state = TaskStateValues.upstream_failed
+                    changed[task.state].append(task.id)
+                elif all(state in GOOD_TASK_STATES for state in upstream):
+                    task.state = TaskStateValues.queued
+                    changed[task.state].append(task.id)
+        moment = now()
+        for state, ids in changed.items():
+            finished = {"finished_at": moment} if state in DONE_TASK_STATES else {}
+            session.execute(update(Task).where(Task.id.in_(ids)).values(state=state, **finished))
+        ready = [
+            task
+            for task in sorted(tasks, key=lambda t: t.id)
+            if task.state == TaskStateValues.queued
+            and (task.not_before is None or task.not_before <= moment)
+        ][: self._free_slots(workflow)]
+        if ready:
+            loaded = session.scalars(select(Task).where(Task.id.in_([t.id for t in ready])))
+            by_id = {task.id: task for task in loaded}
+            for task in ready:
+                self._submit(session, run, workflow, by_id[task.id])
+                task.state = TaskStateValues.running
+        if all(task.state in DONE_TASK_STATES for task in tasks):
+            good = all(task.state in GOOD_TASK_STATES for task in tasks)
+            self._end_run(session, run, RunStateValues.succeeded if good else RunStateValues.failed)
+
+    def _free_slots(self, workflow: Workflow) -> int:
+        """How many more tasks of this workflow may go to the executor now."""
+        free = self._settings.max_parallel_tasks - len(self._watched)
+        if workflow.max_parallel is not None:
+            mine = Counter(w.workflow for w in self._watched.values())[workflow.name]
+            free = min(free, workflow.max_parallel - mine)
+        return max(free, 0)
+
+    def _inputs_of(self, session: Session, run: Run) -> _RunInputs:
+        """The run's project name, input series and their files (cached while it is active)."""
+        if run.id not in self._inputs:
+            project = session.get(Project, run.project_pk)
+            rows = session.execute(
+                select(
+                    Series.series_instance_uid,
+                    Study.study_instance_uid,
+                    Series.modality,
+                    Series.number_of_instances,
+                    Series.metadata_json,
+                )
+                .join(RunInput, RunInput.series_pk == Series.id)
+                .join(Study, Series.study_pk == Study.id)
+                .where(RunInput.run_pk == run.id)
+                .order_by(RunInput.position)
+            ).all()
+            files: dict[str, list[tuple[str, str]]] = defaultdict(list)
+            for uid, sop_instance_uid, storage_key in session.execute(
+                select(Series.series_instance_uid, Instance.sop_instance_uid, Instance.storage_key)
+                .join(Instance, Instance.series_pk == Series.id)
+                .join(RunInput, RunInput.series_pk == Series.id)
+                .where(RunInput.run_pk == run.id)
+            ):
+                files[uid].append((sop_instance_uid, storage_key))
+            series = [SeriesInput(*row) for row in rows]
+            self._inputs[run.id] = _RunInputs(
+                project=project.name if project else "",
+                series=series,
+                by_uid={s.series_instance_uid: s for s in series},
+                files=files,
+            )
+        return self._inputs[run.id]
+
+    def _submit(self, session: Session, run: Run, workflow: Workflow, task: Task) -> None:
+        step = workflow.steps[task.step]
+        inputs = self._inputs_of(session, run)
+        series = inputs.series
+        if step.mode is ModeValues.per_series:
+            series = [inputs.by_uid[task.series_instance_uid]]
+        for item in series:
+            uid = item.series_instance_uid
+            self._workspace.link_inputs(run.id, uid, inputs.files[uid], self._archive.store)
+        task.attempts += 1
+        task.state = TaskStateValues.running
+        task.started_at = now()
+        task.finished_at = None
+        task.error = ""
+        if run.state == RunStateValues.queued:
+            run.state = RunStateValues.running
+            run.started_at = task.started_at
+        attempt_dir = self._workspace.prepare_attempt(
+            run_id=run.id,
+            task_id=task.id,
+            attempt=task.attempts,
+            series_instance_uids=[s.series_instance_uid for s in series],
+            upstream=step.upstream,
+        )
+        ctx = TaskContext(
+            run_id=run.id,
+            task_id=task.id,
+            attempt=task.attempts,
+            workflow=run.workflow,
+            step=step.name,
+            project=inputs.project,
+            params=dict(run.params),
+            series=tuple(series),
+            workflow_dir=attempt_dir,
+            input_step=step.input_dir,
+            per_series=step.mode is ModeValues.per_series,
+            log_path=self._workspace.log_path(run.id, task.id, task.attempts),
+            shared_dirs=(self._workspace.root, self._settings.resolved_storage_dir),
+        )
+        attempt = task.attempts
+        task_id = task.id
+        future = self._executor.submit(
+            ctx,
+            step,
+            # Dask calls this in a thread of its own: fetching the outcome there keeps the
+            # scheduler thread free of round trips to the client's event loop.
+            on_done=lambda f: self._events.put(_Finished(task_id, attempt, f, _outcome_of(f, ctx))),
+        )
+        self._watched[task.id] = _Watched(future, attempt, run.workflow, ctx, step, run.project_pk)
+
+    def _finish_attempts(self, events: list[_Finished]) -> None:
+        finished: list[tuple[int, int, _Watched, TaskOutcome]] = []
+        for event in events:
+            watched = self._watched.get(event.task_id)
+            if watched is None or watched.attempt != event.attempt:
+                continue
+            del self._watched[event.task_id]
+            finished.append((event.task_id, event.attempt, watched, event.outcome))
+            event.future.release()
+        if not finished:
+            return
+        current = self._running_attempts([task_id for task_id, *_ in finished])
+        kept: list[tuple[int, int, _Watched, TaskOutcome, Collected]] = []
+        for task_id, attempt, watched, outcome in finished:
+            if current.get(task_id) != attempt:
+                continue  # canceled meanwhile, or resubmitted by a newer scheduler
+            collected = Collected()
+            if outcome.end is EndValues.succeeded:
+                try:
+                    collected = collect(
+                        ctx=watched.ctx,
+                        step=watched.step,
+                        workspace=self._workspace,
+                        archive=self._archive,
+                        results=self._results,
+                        project_pk=watched.project_pk,
+                    )
+                except Exception as exc:
+                    detail = exc.detail if isinstance(exc, KaapanaError) else repr(exc)
+                    _append_log(watched.ctx, f"kaapana: keeping the results failed: {detail}\n")
+                    _append_log(watched.ctx, traceback.format_exc())
+                    outcome = replace(outcome, end=EndValues.failed, error=detail)
+            kept.append((task_id, attempt, watched, outcome, collected))
+        with write_transaction(self._engine) as session:
+            # Rows locked in id order, as cancel and retry lock them: no deadlock between them.
+            for task_id, attempt, watched, outcome, collected in sorted(kept, key=lambda k: k[0]):
+                task = session.get(Task, task_id, with_for_update=True)
+                if task is None or task.state != TaskStateValues.running:
+                    continue
+                if task.attempts == attempt:
+                    self._record_outcome(session, task, watched.step, outcome, collected)
+
+    def _record_outcome(
+        self, session: Session, task: Task, step: Step, outcome: TaskOutcome, collected: Collected
+    ) -> None:
+        task.worker = outcome.host
+        task.finished_at = now()
+        if outcome.end is EndValues.succeeded:
+            task.state = TaskStateValues.succeeded
+            self._record(session, task, collected)
+        elif outcome.end is EndValues.canceled:
+            task.state = TaskStateValues.canceled
+            task.error = outcome.error
+        else:
+            task.failures += 1
+            task.error = outcome.error[:4000]
+            if task.failures <= step.retries:
+                delay = self._settings.retry_backoff_seconds * 2 ** (task.failures - 1)
+                task.state = TaskStateValues.queued
+                task.not_before = now() + timedelta(seconds=delay)
+                task.finished_at = None
+                threading.Timer(delay, self.wake).start()
+            else:
+                task.state = TaskStateValues.failed
+
+    def _running_attempts(self, task_ids: list[int]) -> dict[int, int]:
+        """The attempt each of these tasks runs now, per the database (absent: not running)."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(Task.id, Task.attempts).where(
+                    Task.id.in_(task_ids), Task.state == TaskStateValues.running
+                )
+            )
+            return {task_id: attempts for task_id, attempts in rows}
+
+    def _record(self, session: Session, task: Task, collected: Collected) -> None:
+        for stored in collected.artifacts:
+            _replace_artifact(session, task.run_pk, task.id, stored)
+        for dicom in collected.dicom:
+            existing = session.get(RunOutput, (task.run_pk, dicom.sop_instance_uid))
+            if existing is not None:
+                session.delete(existing)
+                session.flush()
+            session.add(
+                RunOutput(
+                    run_pk=task.run_pk,
+                    task_pk=task.id,
+                    sop_instance_uid=dicom.sop_instance_uid,
+                    source_series_instance_uid=dicom.source_series_instance_uid,
+                    sha256=dicom.sha256,
+                )
+            )
+
+    def _fail_run(self, session: Session, run: Run, error: str) -> None:
+        log.error("run %d failed: %s", run.id, error)
+        run.error = error[:4000]
+        for task in session.scalars(select(Task).where(Task.run_pk == run.id)):
+            if task.state not in DONE_TASK_STATES:
+                task.state = TaskStateValues.canceled
+                task.finished_at = now()
+        self._end_run(session, run, RunStateValues.failed)
+
+    def _end_run(self, session: Session, run: Run, state: RunStateValues) -> None:
+        run.state = state
+        run.finished_at = now()
+        self._inputs.pop(run.id, None)
+        self._workspace.discard_attempts(run.id)
+        session.flush()
+        write_manifest(session, run, self._results)
+        log.info("run %d %s", run.id, state.value)
+
+
+def write_manifest(session: Session, run: Run, results: ObjectStore) -> None:
+    manifest = build_manifest(session, run)
+    stored = put_artifact(results, run.id, MANIFEST_NAME, encode(manifest))
+    _replace_artifact(session, run.id, None, stored)
+
+
+def _replace_artifact(
+    session: Session, run_pk: int, task_pk: int | None, stored: StoredArtifact
+) -> None:
+    existing = session.scalar(
+        select(Artifact).where(Artifact.run_pk == run_pk, Artifact.name == stored.name)
+    )
+    if existing is None:
+        existing = Artifact(run_pk=run_pk, name=stored.name)
+        session.add(existing)
+    existing.task_pk = task_pk
+    existing.storage_key = stored.storage_key
+    existing.size = stored.size
+    existing.sha256 = stored.sha256
+    existing.created_at = now()
+
+
+def _upstream_states(
+    workflow: Workflow,
+    step: Step,
+    task: _TaskRow,
+    by_step: dict[str, list[_TaskRow]],
+    by_key: dict[tuple[str, str], _TaskRow],
+) -> list[str]:
+    """States of the tasks ``task`` waits for: the same series' for per-series pairs, else all."""
+    found: list[str] = []
+    for name in step.upstream:
+        upstream = workflow.steps[name]
+        if upstream.mode is ModeValues.per_series and step.mode is ModeValues.per_series:
+            same = by_key.get((name, task.series_instance_uid))
+            found += [same.state] if same is not None else []
+        else:
+            found += [t.state for t in by_step[name]]
+    return found
+
+
+def _outcome_of(future: Future, ctx: TaskContext) -> TaskOutcome:
+    if future.cancelled():
+        return TaskOutcome(EndValues.canceled, None, "", 0.0, 0.0, "canceled")
+    try:
+        outcome: TaskOutcome = future.result()
+        return outcome
+    except Exception as exc:  # the executor's failure (lost workers, pickling): the task's too
+        text = f"{type(exc).__name__}: {exc}"
+        _append_log(ctx, f"kaapana: the executor failed the task: {text}\n")
+        return TaskOutcome(EndValues.failed, None, "", 0.0, 0.0, text)
+
+
+def _append_log(ctx: TaskContext, text: str) -> None:
+    ctx.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with ctx.log_path.open("a") as log_file:
+        log_file.write(text)
+
+
+__all__ = ["Scheduler", "write_manifest"]

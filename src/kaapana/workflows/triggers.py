@@ -1,0 +1,182 @@
+"""Trigger rules: start a workflow when a series arrives in a project and matches a query.
+
+Rules are rows (``trigger_rules``), evaluated on each ``SeriesArrived`` in the process that runs
+the series monitor (``kaapana serve``). Whether a series matches a rule's catalog query is the
+catalog's answer (``matches_query``); without a catalog, only rules without a query (every series
+of the project) can be created. A failing rule is logged and never stops the others.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Engine, select
+
+from kaapana.archive.events import SeriesArrived
+from kaapana.archive.visibility import ProjectScope
+from kaapana.db.engine import session_factory, write_transaction
+from kaapana.db.models import Project, Series, SeriesProject, TriggerRule
+from kaapana.errors import Conflict, InvalidInput, NotFound
+from kaapana.workflows.definitions import Workflow, check_name
+
+log = logging.getLogger(__name__)
+
+MatchesQuery = Callable[[int, int, dict[str, Any]], bool]
+"""(project pk, series pk, catalog query) -> does the series match (wired by the catalog)."""
+StartRun = Callable[..., Any]
+
+
+class TriggerView(BaseModel):
+    project: str
+    name: str
+    workflow: str
+    query: dict[str, Any] | None
+    params: dict[str, Any]
+    enabled: bool
+    created_by: str
+    created_at: datetime
+
+
+class Triggers:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        workflow_of: Callable[[str], Workflow],
+        start_run: StartRun,
+        matches_query: MatchesQuery | None,
+    ) -> None:
+        self._engine = engine
+        self._sessions = session_factory(engine)
+        self._workflow_of = workflow_of
+        self._start_run = start_run
+        self._matches_query = matches_query
+
+    def add(
+        self,
+        *,
+        project_pk: int,
+        name: str,
+        workflow: str,
+        query: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        created_by: str = "",
+    ) -> TriggerView:
+        check_name("trigger name", name)
+        checked = self._workflow_of(workflow).validate_params(params or {})
+        if query is not None and self._matches_query is None:
+            raise InvalidInput(
+                "catalog queries are not available on this installation: a rule without "
+                "'query' starts the workflow for every series arriving in the project"
+            )
+        with write_transaction(self._engine) as session:
+            exists = session.scalar(
+                select(TriggerRule.id).where(
+                    TriggerRule.project_pk == project_pk, TriggerRule.name == name
+                )
+            )
+            if exists is not None:
+                raise Conflict(f"trigger rule {name!r} exists already in this project")
+            rule = TriggerRule(
+                project_pk=project_pk,
+                name=name,
+                workflow=workflow,
+                query=query,
+                params=checked,
+                created_by=created_by,
+            )
+            session.add(rule)
+            session.flush()
+            return _view(rule, _project_name(session, project_pk))
+
+    def rules(self, *, scope: ProjectScope = None) -> list[TriggerView]:
+        with self._sessions() as session:
+            statement = select(TriggerRule, Project.name).join(
+                Project, Project.id == TriggerRule.project_pk
+            )
+            if scope is not None:
+                statement = statement.where(TriggerRule.project_pk.in_(sorted(scope)))
+            rows = session.execute(statement.order_by(Project.name, TriggerRule.name)).all()
+            return [_view(rule, project) for rule, project in rows]
+
+    def set_enabled(self, *, project_pk: int, name: str, enabled: bool) -> TriggerView:
+        with write_transaction(self._engine) as session:
+            rule = _rule(session, project_pk, name)
+            rule.enabled = enabled
+            return _view(rule, _project_name(session, project_pk))
+
+    def remove(self, *, project_pk: int, name: str) -> None:
+        with write_transaction(self._engine) as session:
+            session.delete(_rule(session, project_pk, name))
+
+    def on_series_arrived(self, event: SeriesArrived) -> list[int]:
+        """Start the workflow of every enabled rule the series matches; returns the run ids."""
+        with self._sessions() as session:
+            series_pk = session.scalar(
+                select(Series.id).where(Series.series_instance_uid == event.series_instance_uid)
+            )
+            if series_pk is None:
+                return []
+            rules = session.scalars(
+                select(TriggerRule)
+                .join(SeriesProject, SeriesProject.project_pk == TriggerRule.project_pk)
+                .where(SeriesProject.series_pk == series_pk, TriggerRule.enabled.is_(True))
+                .order_by(TriggerRule.id)
+            ).all()
+        started = []
+        for rule in rules:
+            try:
+                if rule.query is not None and (
+                    self._matches_query is None
+                    or not self._matches_query(rule.project_pk, series_pk, rule.query)
+                ):
+                    continue
+                run = self._start_run(
+                    project_pk=rule.project_pk,
+                    workflow=rule.workflow,
+                    params=rule.params,
+                    series=[event.series_instance_uid],
+                    created_by=f"trigger:{rule.name}",
+                )
+                log.info(
+                    "trigger %s started run %d for series %s",
+                    rule.name,
+                    run.id,
+                    event.series_instance_uid,
+                )
+                started.append(run.id)
+            except Exception:
+                log.exception("trigger rule %s failed for %s", rule.name, event.series_instance_uid)
+        return started
+
+
+def _rule(session: Any, project_pk: int, name: str) -> TriggerRule:
+    rule = session.scalar(
+        select(TriggerRule).where(TriggerRule.project_pk == project_pk, TriggerRule.name == name)
+    )
+    if rule is None:
+        raise NotFound(f"trigger rule {name!r} not found in this project")
+    return rule
+
+
+def _project_name(session: Any, project_pk: int) -> str:
+    project = session.get(Project, project_pk)
+    return project.name if project else ""
+
+
+def _view(rule: TriggerRule, project: str) -> TriggerView:
+    return TriggerView(
+        project=project,
+        name=rule.name,
+        workflow=rule.workflow,
+        query=rule.query,
+        params=rule.params,
+        enabled=rule.enabled,
+        created_by=rule.created_by,
+        created_at=rule.created_at,
+    )
+
+
+__all__ = ["MatchesQuery", "TriggerView", "Triggers"]

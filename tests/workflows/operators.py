@@ -1,0 +1,67 @@
+"""Operators of the test workflows: each execution leaves a file, so tests count executions."""
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from kaapana.testing import ct_segmentation
+from kaapana.workflows import TaskContext
+
+
+class ProbeParameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    marker_dir: str
+    sleep: float = 0.0
+
+
+def _mark(ctx: TaskContext, what: str = "") -> None:
+    name = f"{ctx.step}.{ctx.series_instance_uid or 'run'}.{ctx.attempt}.{os.getpid()}"
+    (Path(ctx.params["marker_dir"]) / name).write_text(what or str(os.getppid()))
+
+
+def probe(ctx: TaskContext) -> None:
+    """Marks its execution, sleeps, writes a deterministic output; fails while a file
+    ``fail-<SeriesInstanceUID>`` is in the marker folder."""
+    _mark(ctx)
+    print(f"probe of {ctx.series_instance_uid} says hello")
+    ctx.logger.info("probe logging for %s", ctx.series_instance_uid)
+    time.sleep(ctx.params["sleep"])
+    if (Path(ctx.params["marker_dir"]) / f"fail-{ctx.series_instance_uid}").exists():
+        raise RuntimeError(f"probe refuses {ctx.series_instance_uid}")
+    out = ctx.output_dir / "count.txt"
+    out.write_text(str(len(list(ctx.input_dir.iterdir()))))
+    ctx.add_artifact(out)
+
+
+def gather(ctx: TaskContext) -> None:
+    """Per run: reads what the per-series probe wrote for every series."""
+    _mark(ctx)
+    total = 0
+    for uid, folder in sorted(ctx.input_dirs().items()):
+        total += int((folder / "count.txt").read_text())
+        ctx.logger.info("series %s counted", uid)
+    (ctx.output_dir / "total.txt").write_text(str(total))
+    ctx.add_artifact(ctx.output_dir / "total.txt")
+
+
+def spawn_and_wait(ctx: TaskContext) -> None:
+    """Starts a grandchild that would outlive a careless kill, records its pid, waits."""
+    _mark(ctx)
+    child = subprocess.Popen(["sleep", "300"])
+    (Path(ctx.params["marker_dir"]) / "grandchild.pid").write_text(str(child.pid))
+    child.wait()
+
+
+def segment(ctx: TaskContext) -> None:
+    """A derived DICOM SEG from the input CT, stored into the archive."""
+    from pydicom import dcmread
+
+    sources = [dcmread(path) for path in sorted(ctx.input_dir.iterdir())]
+    seg = ct_segmentation(sources)
+    target = ctx.output_dir / "seg.dcm"
+    seg.save_as(target, enforce_file_format=True)
+    ctx.store_dicom([target])
