@@ -1,0 +1,186 @@
+"""Facets: counts per value, numeric histograms and date histograms over the matching series.
+
+Each facet is one grouped query over ``series_attributes`` (or ``series_tags``) restricted to
+the matching series, riding on the (field, value) indexes. Values are distinct per series, so a
+count of rows is a count of series. The top ``limit`` values are listed; ``other`` counts the
+series-values beyond them.
+"""
+
+import math
+from enum import StrEnum
+from typing import Any, Final
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from kaapana.catalog.derived import derived_kinds
+from kaapana.catalog.fields import FieldKindValues, FieldRef, resolve_field
+from kaapana.db.models import SeriesAttribute, SeriesTag
+from kaapana.errors import InvalidInput
+
+MAX_FACETS: Final = 20
+_K = FieldKindValues
+_INTERVAL_DIGITS: Final = {"year": 4, "month": 6, "day": 8}
+
+
+class FacetTypeValues(StrEnum):
+    values = "values"
+    histogram = "histogram"
+    date_histogram = "date_histogram"
+
+
+class IntervalValues(StrEnum):
+    year = "year"
+    month = "month"
+    day = "day"
+
+
+class FacetSpec(BaseModel):
+    """One facet to compute: counts per value, a numeric histogram or a date histogram."""
+
+    field: str = Field(max_length=255, description="Field name, as in queries.")
+    type: FacetTypeValues = FacetTypeValues.values
+    limit: int = Field(10, ge=1, le=1000, description="values: how many top values to list.")
+    width: float | None = Field(None, gt=0, description="histogram: bin width (else automatic).")
+    bins: int = Field(10, ge=1, le=200, description="histogram: bins when the width is automatic.")
+    interval: IntervalValues = Field(
+        IntervalValues.month, description="date_histogram: year, month or day."
+    )
+
+
+class Bucket(BaseModel):
+    """``value`` for value counts; ``low``/``high`` (numbers) or ``period`` for histograms."""
+
+    value: str | float | None = None
+    low: float | None = None
+    high: float | None = None
+    period: str | None = None
+    count: int
+
+
+class Facet(BaseModel):
+    field: str
+    type: FacetTypeValues
+    buckets: list[Bucket]
+    other: int = 0
+    width: float | None = None
+
+
+def _nice_width(span: float, bins: int) -> float:
+    """A bin width of 1, 2 or 5 times a power of ten giving about ``bins`` bins."""
+    raw = span / bins if span > 0 else 1.0
+    power = 10 ** math.floor(math.log10(raw))
+    for step in (1, 2, 5, 10):
+        if raw <= step * power:
+            return float(step * power)
+    return float(10 * power)
+
+
+class FacetCounter:
+    def __init__(self, session: Session, *, project_pk: int, matching: Select[tuple[int]]) -> None:
+        self.session = session
+        self.project_pk = project_pk
+        self.matching = matching
+
+    def facet(self, spec: FacetSpec) -> Facet:
+        ref = resolve_field(spec.field, derived_kinds())
+        if spec.type is FacetTypeValues.values:
+            return self._values(ref, spec.limit)
+        if ref.kind is _K.tag:
+            raise InvalidInput(f"facet {spec.field!r}: tags have value counts, not histograms")
+        if spec.type is FacetTypeValues.histogram:
+            if ref.kind not in (_K.number, _K.unknown):
+                raise InvalidInput(
+                    f"facet {spec.field!r}: a histogram needs a numeric field, it holds "
+                    f"{ref.kind.value}s (use a date_histogram for dates)"
+                )
+            return self._histogram(ref, spec)
+        if ref.kind not in (_K.date, _K.datetime):
+            raise InvalidInput(
+                f"facet {spec.field!r}: a date_histogram needs a date field, it holds "
+                f"{ref.kind.value}s"
+            )
+        return self._dates(ref, spec.interval)
+
+    def _rows(self, ref: FieldRef) -> Any:
+        return SeriesAttribute.field == ref.name, SeriesAttribute.series_pk.in_(self.matching)
+
+    def _values(self, ref: FieldRef, limit: int) -> Facet:
+        if ref.kind is _K.tag:
+            column: Any = SeriesTag.tag
+            where: Any = (
+                SeriesTag.project_pk == self.project_pk,
+                SeriesTag.series_pk.in_(self.matching),
+            )
+        else:
+            numeric = ref.kind is _K.number
+            column = SeriesAttribute.number_value if numeric else SeriesAttribute.text_value
+            where = self._rows(ref)
+        counted = func.count().label("n")
+        top = self.session.execute(
+            select(column, counted)
+            .where(*where)
+            .group_by(column)
+            .order_by(counted.desc(), column)
+            .limit(limit)
+        ).all()
+        buckets = [Bucket(value=value, count=count) for value, count in top]
+        listed = sum(bucket.count for bucket in buckets)
+        total = listed
+        if len(top) == limit:
+            total = self.session.scalar(select(func.count()).where(*where)) or 0
+        return Facet(
+            field=ref.name, type=FacetTypeValues.values, buckets=buckets, other=total - listed
+        )
+
+    def _histogram(self, ref: FieldRef, spec: FacetSpec) -> Facet:
+        where = (*self._rows(ref), SeriesAttribute.number_value.is_not(None))
+        width = spec.width
+        if width is None:
+            low, high = self.session.execute(
+                select(
+                    func.min(SeriesAttribute.number_value), func.max(SeriesAttribute.number_value)
+                ).where(*where)
+            ).one()
+            if low is None:
+                return Facet(field=ref.name, type=FacetTypeValues.histogram, buckets=[])
+            width = _nice_width(float(high) - float(low), spec.bins)
+        bin_number = func.floor(SeriesAttribute.number_value / width).label("bin")
+        rows = self.session.execute(
+            select(bin_number, func.count()).where(*where).group_by(bin_number).order_by(bin_number)
+        ).all()
+        buckets = [
+            Bucket(low=float(b) * width, high=(float(b) + 1) * width, count=count)
+            for b, count in rows
+        ]
+        return Facet(field=ref.name, type=FacetTypeValues.histogram, buckets=buckets, width=width)
+
+    def _dates(self, ref: FieldRef, interval: IntervalValues) -> Facet:
+        digits = _INTERVAL_DIGITS[interval.value]
+        period = func.substr(SeriesAttribute.text_value, 1, digits).label("period")
+        rows = self.session.execute(
+            select(period, func.count())
+            .where(*self._rows(ref), func.length(SeriesAttribute.text_value) >= digits)
+            .group_by(period)
+            .order_by(period)
+        ).all()
+        buckets = [Bucket(period=_period_label(value), count=count) for value, count in rows]
+        return Facet(field=ref.name, type=FacetTypeValues.date_histogram, buckets=buckets)
+
+
+def _period_label(digits: str) -> str:
+    """``2023`` / ``2023-05`` / ``2023-05-17``."""
+    parts = [digits[:4], digits[4:6], digits[6:8]]
+    return "-".join(part for part in parts if part)
+
+
+__all__ = [
+    "MAX_FACETS",
+    "Bucket",
+    "Facet",
+    "FacetCounter",
+    "FacetSpec",
+    "FacetTypeValues",
+    "IntervalValues",
+]
