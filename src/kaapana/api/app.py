@@ -15,7 +15,19 @@ from kaapana import __version__
 from kaapana.api.deps import PlatformDep
 from kaapana.api.errors import install_error_handlers
 from kaapana.api.metrics import install_metrics
-from kaapana.api.routes import audit, nodes, projects, session, studies, tokens, users
+from kaapana.api.routes import (
+    audit,
+    facets,
+    fields,
+    nodes,
+    projects,
+    search,
+    session,
+    studies,
+    tags,
+    tokens,
+    users,
+)
 from kaapana.config import Settings
 from kaapana.dicomweb import routes as dicomweb
 from kaapana.platform import Platform
@@ -54,6 +66,8 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
 
     api = APIRouter(prefix=API_PREFIX)
     for module in (session, users, projects, tokens, nodes, studies, audit):
+        api.include_router(module.router)
+    for module in (search, facets, fields, tags):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(dicomweb.router, prefix="/dicomweb")

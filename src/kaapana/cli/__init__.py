@@ -7,7 +7,7 @@ import typer
 from pydantic import ValidationError
 
 from kaapana import __version__
-from kaapana.cli import audit, data, nodes, projects, serve, tokens, users
+from kaapana.cli import audit, catalog, data, nodes, projects, serve, tokens, users
 from kaapana.cli._common import error_console
 from kaapana.config import Settings
 
@@ -63,6 +63,9 @@ app.add_typer(projects.app, name="projects")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
 app.command(name="audit")(audit.audit_command)
+app.command(name="search")(catalog.search_command)
+app.add_typer(catalog.tags_app, name="tags")
+app.add_typer(catalog.catalog_app, name="catalog")
 
 
 def main() -> None:
