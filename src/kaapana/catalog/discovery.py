@@ -54,7 +54,9 @@ def fields(session: Session, *, project_pk: int, prefix: str = "") -> list[Field
         .order_by(a.field)
     )
     if prefix:
-        statement = statement.where(a.field.like(like_pattern(prefix) + "%", escape="\\"))
+        statement = statement.where(
+            func.lower(a.field).like(like_pattern(prefix) + "%", escape="\\")
+        )
     found = []
     for name, series, numbers, low_text, high_text, low, high in session.execute(statement):
         derived = DERIVED_FIELDS.get(name)

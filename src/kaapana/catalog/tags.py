@@ -58,13 +58,14 @@ def _series_pks(session: Session, project_pk: int, uids: Sequence[str]) -> list[
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         found.update(
-            session.execute(
+            (uid, pk)
+            for uid, pk in session.execute(
                 select(Series.series_instance_uid, Series.id)
                 .join(SeriesProject, SeriesProject.series_pk == Series.id)
                 .where(
                     SeriesProject.project_pk == project_pk, Series.series_instance_uid.in_(chunk)
                 )
-            ).tuples()
+            ).all()
         )
     missing = [uid for uid in wanted if uid not in found]
     if missing:
