@@ -1,4 +1,4 @@
-"""A small archive in two projects, cataloged, with the synthetic data kept for brute-force checks."""
+"""A small cataloged archive in two projects, with its synthetic data kept for brute force."""
 
 import functools
 from dataclasses import dataclass

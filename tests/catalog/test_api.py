@@ -15,8 +15,8 @@ def cataloged(site: Site) -> Site:  # noqa: F811
     return site
 
 
-def _post(site: Site, path: str, body: Any, who: str = "sci_a") -> Any:
-    return site.client.post(API + path, json=body, headers=site.headers(who))
+def _post(target: Site, path: str, body: Any, who: str = "sci_a") -> Any:
+    return target.client.post(API + path, json=body, headers=target.headers(who))
 
 
 def test_search_pages_with_cursor(cataloged: Site) -> None:
