@@ -91,6 +91,22 @@ CASES: list[tuple[dict[str, Any], Callable[[Dataset], bool]]] = [
     ),
     (
         {
+            "and": [
+                {"field": "Modality", "op": "=", "value": "CT"},
+                {"field": "SliceThickness", "op": "range", "value": [0.5, 2.5]},
+                {"field": "StudyDate", "op": ">=", "value": "2023"},
+                {"field": "ImageType", "op": "=", "value": "AXIAL"},
+            ]
+        },
+        lambda ds: (
+            ds.Modality == "CT"
+            and 0.5 <= (_thickness(ds) or 0) <= 2.5
+            and ds.StudyDate >= "2023"
+            and "AXIAL" in ds.ImageType
+        ),
+    ),
+    (
+        {
             "or": [
                 {"field": "Modality", "op": "=", "value": "MR"},
                 {"field": "PatientID", "op": "=", "value": "KP-THIN"},

@@ -31,7 +31,10 @@ class Catalog:
 
     def select_series(self, *, project_pk: int, query: CatalogQuery) -> Select[tuple[int]]:
         """A select of the matching ``series.id`` of the project, to use as a subquery."""
-        return searching.select_series(project_pk=project_pk, query=query, dialect=self._dialect)
+        with Session(self._engine) as session:
+            return searching.select_series(
+                project_pk=project_pk, query=query, dialect=self._dialect, session=session
+            )
 
     def matches(self, *, project_pk: int, series_pk: int, query: CatalogQuery) -> bool:
         """Whether one series of the project matches ``query`` (for workflow triggers)."""
@@ -61,10 +64,13 @@ class Catalog:
         """Counts, histograms and date histograms over the series matching ``query``."""
         if len(specs) > facets.MAX_FACETS:
             raise InvalidInput(f"facets: at most {facets.MAX_FACETS} per request, got {len(specs)}")
-        matching = self.select_series(project_pk=project_pk, query=query)
         with Session(self._engine) as session:
-            counter = FacetCounter(session, project_pk=project_pk, matching=matching)
-            return [counter.facet(spec) for spec in specs]
+            matching = searching.select_series(
+                project_pk=project_pk, query=query, dialect=self._dialect, session=session
+            )
+            with facets.matching_series(session, matching):
+                counter = FacetCounter(session, project_pk=project_pk)
+                return [counter.facet(spec) for spec in specs]
 
     def fields(self, *, project_pk: int, prefix: str = "") -> list[discovery.FieldInfo]:
         """The fields the project's series have, with kind, counts and example values."""

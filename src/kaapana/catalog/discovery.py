@@ -39,6 +39,7 @@ def _project_series(project_pk: int) -> Select[tuple[int]]:
 def fields(session: Session, *, project_pk: int, prefix: str = "") -> list[FieldInfo]:
     """Every field with at least one value in the project (name-prefix filtered), by name."""
     a = SeriesAttribute
+    prefix = prefix.replace("\x00", "")
     statement = (
         select(
             a.field,
@@ -104,6 +105,7 @@ def values(
     """The most frequent values of ``field`` starting with ``prefix`` (case-insensitive)."""
     ref = resolve_field(field, derived_kinds())
     limit = max(1, min(limit, MAX_VALUES))
+    prefix = prefix.replace("\x00", "")
     counted = func.count().label("n")
     if ref.kind is FieldKindValues.tag:
         column: Any = SeriesTag.tag

@@ -1,17 +1,20 @@
 """Facets: counts per value, numeric histograms and date histograms over the matching series.
 
-Each facet is one grouped query over ``series_attributes`` (or ``series_tags``) restricted to
-the matching series, riding on the (field, value) indexes. Values are distinct per series, so a
+The matching series are written once to a temporary table; each facet is then one grouped
+join from it to their rows of one field in ``series_attributes`` (or ``series_tags``), on the
+(series_pk, field) index. Values are distinct per series, so a
 count of rows is a count of series. The top ``limit`` values are listed; ``other`` counts the
 series-values beyond them.
 """
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any, Final
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, func, select
+from sqlalchemy import Column, Integer, MetaData, Select, Table, and_, func, insert, select
 from sqlalchemy.orm import Session
 
 from kaapana.catalog.derived import derived_kinds
@@ -77,11 +80,34 @@ def _nice_width(span: float, bins: int) -> float:
     return float(10 * power)
 
 
+# The matching series of one facets call, materialised once so every facet joins from it
+# instead of evaluating the query again (temporary: private to the connection).
+MATCHING = Table(
+    "catalog_matching",
+    MetaData(),
+    Column("series_pk", Integer, primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+
+
+@contextmanager
+def matching_series(session: Session, matching: Select[tuple[int]]) -> Iterator[None]:
+    """``MATCHING`` filled with ``matching`` on the session's connection, dropped afterwards."""
+    connection = session.connection()
+    MATCHING.create(connection)
+    try:
+        connection.execute(insert(MATCHING).from_select(["series_pk"], matching))
+        yield
+    finally:
+        MATCHING.drop(connection)
+
+
 class FacetCounter:
-    def __init__(self, session: Session, *, project_pk: int, matching: Select[tuple[int]]) -> None:
+    """Facets over the series in ``MATCHING`` (see ``matching_series``)."""
+
+    def __init__(self, session: Session, *, project_pk: int) -> None:
         self.session = session
         self.project_pk = project_pk
-        self.matching = matching
 
     def facet(self, spec: FacetSpec) -> Facet:
         ref = resolve_field(spec.field, derived_kinds())
@@ -103,24 +129,28 @@ class FacetCounter:
             )
         return self._dates(ref, spec.interval)
 
-    def _rows(self, ref: FieldRef) -> Any:
-        return SeriesAttribute.field == ref.name, SeriesAttribute.series_pk.in_(self.matching)
+    def _over(self, statement: Select[Any], ref: FieldRef) -> Select[Any]:
+        """``statement`` over the rows of ``ref`` of the matching series."""
+        if ref.kind is _K.tag:
+            rows: Any = and_(
+                SeriesTag.series_pk == MATCHING.c.series_pk, SeriesTag.project_pk == self.project_pk
+            )
+            return statement.select_from(MATCHING).join(SeriesTag, rows)
+        rows = and_(
+            SeriesAttribute.series_pk == MATCHING.c.series_pk, SeriesAttribute.field == ref.name
+        )
+        return statement.select_from(MATCHING).join(SeriesAttribute, rows)
 
     def _values(self, ref: FieldRef, limit: int) -> Facet:
         if ref.kind is _K.tag:
             column: Any = SeriesTag.tag
-            where: Any = (
-                SeriesTag.project_pk == self.project_pk,
-                SeriesTag.series_pk.in_(self.matching),
-            )
+        elif ref.kind is _K.number:
+            column = SeriesAttribute.number_value
         else:
-            numeric = ref.kind is _K.number
-            column = SeriesAttribute.number_value if numeric else SeriesAttribute.text_value
-            where = self._rows(ref)
+            column = SeriesAttribute.text_value
         counted = func.count().label("n")
         top = self.session.execute(
-            select(column, counted)
-            .where(*where)
+            self._over(select(column, counted), ref)
             .group_by(column)
             .order_by(counted.desc(), column)
             .limit(limit)
@@ -129,26 +159,27 @@ class FacetCounter:
         listed = sum(bucket.count for bucket in buckets)
         total = listed
         if len(top) == limit:
-            total = self.session.scalar(select(func.count()).where(*where)) or 0
+            total = self.session.scalar(self._over(select(func.count()), ref)) or 0
         return Facet(
             field=ref.name, type=FacetTypeValues.values, buckets=buckets, other=total - listed
         )
 
     def _histogram(self, ref: FieldRef, spec: FacetSpec) -> Facet:
-        where = (*self._rows(ref), SeriesAttribute.number_value.is_not(None))
+        number = SeriesAttribute.number_value
         width = spec.width
         if width is None:
             low, high = self.session.execute(
-                select(
-                    func.min(SeriesAttribute.number_value), func.max(SeriesAttribute.number_value)
-                ).where(*where)
+                self._over(select(func.min(number), func.max(number)), ref)
             ).one()
             if low is None:
                 return Facet(field=ref.name, type=FacetTypeValues.histogram, buckets=[])
             width = _nice_width(float(high) - float(low), spec.bins)
-        bin_number = func.floor(SeriesAttribute.number_value / width).label("bin")
+        bin_number = func.floor(number / width).label("bin")
         rows = self.session.execute(
-            select(bin_number, func.count()).where(*where).group_by(bin_number).order_by(bin_number)
+            self._over(select(bin_number, func.count()), ref)
+            .where(number.is_not(None))
+            .group_by(bin_number)
+            .order_by(bin_number)
         ).all()
         buckets = [
             Bucket(low=float(b) * width, high=(float(b) + 1) * width, count=count)
@@ -160,8 +191,8 @@ class FacetCounter:
         digits = _INTERVAL_DIGITS[interval.value]
         period = func.substr(SeriesAttribute.text_value, 1, digits).label("period")
         rows = self.session.execute(
-            select(period, func.count())
-            .where(*self._rows(ref), func.length(SeriesAttribute.text_value) >= digits)
+            self._over(select(period, func.count()), ref)
+            .where(func.length(SeriesAttribute.text_value) >= digits)
             .group_by(period)
             .order_by(period)
         ).all()

@@ -23,7 +23,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from kaapana.catalog.fields import FieldKindValues
 from kaapana.catalog.query import And, Condition, Node, Not, OperatorValues, Or
@@ -34,6 +34,8 @@ from kaapana.errors import InvalidInput
 _PERIOD_END: Final = "~"
 _ESCAPE: Final = "\\"
 _WORD = re.compile(r"[^\W_]+")
+# Counting a condition's rows stops here: enough to tell selective from unselective.
+_ESTIMATE_CAP: Final = 25_000
 _Op = OperatorValues
 _K = FieldKindValues
 
@@ -93,22 +95,80 @@ def _value_test(column: Any, condition: Condition) -> ColumnElement[bool]:
     return _period(column, compared, value) if periods else _ordered(column, compared, value)
 
 
+def _drivable(condition: Condition) -> bool:
+    """A condition that a series matches by having a matching row of its own."""
+    return condition.field.kind is not _K.tag and condition.op not in (_Op.ne, _Op.exists)
+
+
+def _column(condition: Condition) -> Any:
+    numeric = condition.kind is _K.number
+    return SeriesAttribute.number_value if numeric else SeriesAttribute.text_value
+
+
 class FilterCompiler:
     """Compiles conditions on ``subject`` (a series pk column) within one project."""
 
-    def __init__(self, *, subject: QueryableAttribute[int], project_pk: int, dialect: str) -> None:
+    def __init__(
+        self,
+        *,
+        subject: QueryableAttribute[int],
+        project_pk: int,
+        dialect: str,
+        session: Session | None = None,
+    ) -> None:
         self.subject = subject
         self.project_pk = project_pk
         self.dialect = dialect
+        self.session = session
 
     def node(self, node: Node) -> ColumnElement[bool]:
         if isinstance(node, And):
-            return and_(*(self.node(child) for child in node.children))
+            return and_(*self._conjunction(node.children))
         if isinstance(node, Or):
             return or_(*(self.node(child) for child in node.children))
         if isinstance(node, Not):
             return not_(self.node(node.child))
         return self.condition(node)
+
+    def _conjunction(self, children: tuple[Node, ...]) -> list[ColumnElement[bool]]:
+        """AND: the condition with the fewest matches drives, the others are probed per series.
+
+        A database builds an ``IN (subquery)`` list in full before using it; for conditions
+        that each match half the project, building them costs more than checking each
+        candidate of the most selective one. Without a session (a select for later use) every
+        condition is a list.
+        """
+        drivable = [c for c in children if isinstance(c, Condition) and _drivable(c)]
+        if self.session is None or len(drivable) < 2:
+            return [self.node(child) for child in children]
+        driver = min(drivable, key=self._estimate)
+        return [
+            self.node(child) if child is driver or child not in drivable else self.probe(child)
+            for child in children
+        ]
+
+    def _estimate(self, condition: Condition) -> int:
+        assert self.session is not None
+        column = _column(condition)
+        rows = (
+            select(SeriesAttribute.series_pk)
+            .where(SeriesAttribute.field == condition.field.name, _value_test(column, condition))
+            .limit(_ESTIMATE_CAP)
+            .subquery()
+        )
+        return int(self.session.scalar(select(func.count()).select_from(rows)) or 0)
+
+    def probe(self, condition: Condition) -> ColumnElement[bool]:
+        """The condition as a check of one series (EXISTS on its own rows)."""
+        return (
+            select(SeriesAttribute.series_pk)
+            .where(
+                SeriesAttribute.series_pk == self.subject,
+                SeriesAttribute.field == condition.field.name,
+                _value_test(_column(condition), condition),
+            )
+            .exists()
+        )
 
     def condition(self, condition: Condition) -> ColumnElement[bool]:
         if condition.field.kind is _K.tag:
@@ -118,8 +178,7 @@ class FilterCompiler:
             matching = select(SeriesAttribute.series_pk).where(
                 SeriesAttribute.field == condition.field.name
             )
-            numeric = condition.kind is _K.number
-            target = SeriesAttribute.number_value if numeric else SeriesAttribute.text_value
+            target = _column(condition)
         if condition.op is _Op.exists:
             inside = self.subject.in_(matching)
             return inside if condition.value else not_(inside)

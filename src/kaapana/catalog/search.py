@@ -63,9 +63,16 @@ class SearchPage(BaseModel):
 
 
 def scoped_filters(
-    query: CatalogQuery, *, subject: QueryableAttribute[int], project_pk: int, dialect: str
+    query: CatalogQuery,
+    *,
+    subject: QueryableAttribute[int],
+    project_pk: int,
+    dialect: str,
+    session: Session | None = None,
 ) -> list[ColumnElement[bool]]:
-    compiler = FilterCompiler(subject=subject, project_pk=project_pk, dialect=dialect)
+    compiler = FilterCompiler(
+        subject=subject, project_pk=project_pk, dialect=dialect, session=session
+    )
     clauses = []
     if query.where is not None:
         clauses.append(compiler.node(query.where))
@@ -74,13 +81,16 @@ def scoped_filters(
     return clauses
 
 
-def select_series(*, project_pk: int, query: CatalogQuery, dialect: str) -> Select[tuple[int]]:
-    """``series.id`` of the project's series that match, for use as a subquery."""
+def select_series(
+    *, project_pk: int, query: CatalogQuery, dialect: str, session: Session | None = None
+) -> Select[tuple[int]]:
+    """``series.id`` of the project's series that match, for use as a subquery; with a session,
+    the most selective condition of an AND is found first and drives the query."""
     subject = SeriesProject.series_pk
-    return select(subject).where(
-        SeriesProject.project_pk == project_pk,
-        *scoped_filters(query, subject=subject, project_pk=project_pk, dialect=dialect),
+    filters = scoped_filters(
+        query, subject=subject, project_pk=project_pk, dialect=dialect, session=session
     )
+    return select(subject).where(SeriesProject.project_pk == project_pk, *filters)
 
 
 def _key(key: SortKey) -> ColumnElement[Any]:
@@ -123,7 +133,10 @@ def decode_cursor(query: CatalogQuery, cursor: str) -> tuple[list[Any], int]:
         or not isinstance(data.get("pk"), int)
         or not isinstance(data.get("v"), list)
         or len(data["v"]) != len(query.sort)
-        or not all(isinstance(v, str | int | float) for v in data["v"])
+        or not all(
+            isinstance(v, int | float) or (isinstance(v, str) and "\x00" not in v)
+            for v in data["v"]
+        )
     ):
         raise invalid
     return data["v"], data["pk"]
@@ -157,13 +170,16 @@ def search(
     # Only pks and sort values go through the sort; the page's rows are read afterwards.
     statement = (
         select(Series.id, *(expression for expression, _ in keys))
+        .join(
+            SeriesProject,
+            and_(SeriesProject.series_pk == Series.id, SeriesProject.project_pk == project_pk),
+        )
         .join(Study, Series.study_pk == Study.id)
         .join(Patient, Study.patient_pk == Patient.id)
         .where(
-            Series.id.in_(
-                select(SeriesProject.series_pk).where(SeriesProject.project_pk == project_pk)
-            ),
-            *scoped_filters(query, subject=Series.id, project_pk=project_pk, dialect=dialect),
+            *scoped_filters(
+                query, subject=Series.id, project_pk=project_pk, dialect=dialect, session=session
+            )
         )
     )
     if cursor:

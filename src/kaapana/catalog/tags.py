@@ -53,7 +53,7 @@ def _series_pks(session: Session, project_pk: int, uids: Sequence[str]) -> list[
         raise InvalidInput(
             f"series_instance_uids: at most {MAX_SERIES_PER_CALL} per call, got {len(uids)}"
         )
-    wanted = list(dict.fromkeys(uids))
+    wanted = list(dict.fromkeys(uid.replace("\x00", "") for uid in uids))
     found: dict[str, int] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]

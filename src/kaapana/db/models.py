@@ -258,12 +258,11 @@ class SeriesAttribute(Base):
     __table_args__ = (
         Index("ix_series_attributes_text", "field", "text_value", "series_pk"),
         Index("ix_series_attributes_number", "field", "number_value", "series_pk"),
+        Index("ix_series_attributes_series", "series_pk", "field"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    series_pk: Mapped[int] = mapped_column(
-        ForeignKey("series.id", ondelete="CASCADE"), index=True
-    )
+    series_pk: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
     field: Mapped[str] = mapped_column(String(255))
     text_value: Mapped[str] = mapped_column(String(1024))
     number_value: Mapped[float | None] = mapped_column(Float)

@@ -53,9 +53,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_series_attributes_number", ["field", "number_value", "series_pk"], unique=False
         )
-        batch_op.create_index(
-            batch_op.f("ix_series_attributes_series_pk"), ["series_pk"], unique=False
-        )
+        batch_op.create_index("ix_series_attributes_series", ["series_pk", "field"], unique=False)
 
     op.create_table(
         "series_text",
