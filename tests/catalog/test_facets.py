@@ -160,3 +160,15 @@ def test_value_autocomplete(cohort: Cohort) -> None:
     other = catalog.values(project_pk=cohort.other_project_pk, field="PatientName", prefix="p")
     theirs = Counter(str(ds.PatientName) for ds in cohort.other_series.values())
     assert [(v.value, v.count) for v in other] == sorted(theirs.items())
+
+
+def test_a_failed_facets_call_leaves_the_connection_usable(cohort: Cohort) -> None:
+    catalog = cohort.platform.catalog
+    specs = [FacetSpec(field="Modality"), FacetSpec(field="Modality", type="histogram")]
+    for _ in range(3):
+        with pytest.raises(InvalidInput):
+            catalog.facets(project_pk=cohort.project_pk, query=parse_query(None), specs=specs)
+    (found,) = catalog.facets(
+        project_pk=cohort.project_pk, query=parse_query(None), specs=specs[:1]
+    )
+    assert sum(b.count for b in found.buckets) == len(cohort.series)

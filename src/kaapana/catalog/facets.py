@@ -92,14 +92,17 @@ MATCHING = Table(
 
 @contextmanager
 def matching_series(session: Session, matching: Select[tuple[int]]) -> Iterator[None]:
-    """``MATCHING`` filled with ``matching`` on the session's connection, dropped afterwards."""
+    """``MATCHING`` filled with ``matching`` on the session's connection, dropped afterwards.
+
+    On an error it is left to the rollback that ends the session: both engines undo the
+    creation of a temporary table with the transaction, and PostgreSQL accepts no statement
+    at all in a transaction that failed.
+    """
     connection = session.connection()
     MATCHING.create(connection)
-    try:
-        connection.execute(insert(MATCHING).from_select(["series_pk"], matching))
-        yield
-    finally:
-        MATCHING.drop(connection)
+    connection.execute(insert(MATCHING).from_select(["series_pk"], matching))
+    yield
+    MATCHING.drop(connection)
 
 
 class FacetCounter:
