@@ -101,6 +101,9 @@ def matching_series(session: Session, matching: Select[tuple[int]]) -> Iterator[
     connection = session.connection()
     MATCHING.create(connection)
     connection.execute(insert(MATCHING).from_select(["series_pk"], matching))
+    if connection.dialect.name == "postgresql":
+        # Autovacuum never sees temporary tables: without statistics the planner guesses.
+        connection.exec_driver_sql(f"ANALYZE {MATCHING.name}")
     yield
     MATCHING.drop(connection)
 

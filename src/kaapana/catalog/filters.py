@@ -139,7 +139,7 @@ class FilterCompiler:
         condition is a list.
         """
         drivable = [c for c in children if isinstance(c, Condition) and _drivable(c)]
-        if self.session is None or len(drivable) < 2:
+        if self.session is None or self.dialect != "sqlite" or len(drivable) < 2:
             return [self.node(child) for child in children]
         driver = min(drivable, key=self._estimate)
         return [
