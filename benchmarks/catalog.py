@@ -248,9 +248,12 @@ def load(platform: Platform, series_count: int) -> tuple[float, int]:
             _progress(f"  {chunk['series'][-1]['id']} series loaded")
     # What autovacuum does soon after a bulk load on PostgreSQL: statistics, and the visibility
     # map that lets index-only scans skip the heap. SQLite gets its statistics.
-    postgres = platform.engine.dialect.name == "postgresql"
-    with platform.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("VACUUM ANALYZE" if postgres else "ANALYZE")
+    if platform.engine.dialect.name == "postgresql":
+        with platform.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+    else:
+        with platform.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
     return time.perf_counter() - started, attributes
 
 
