@@ -23,6 +23,13 @@ class InvalidInput(KaapanaError):
     code = "invalid_input"
 
 
+class InvalidJson(InvalidInput):
+    """Text that should be JSON (a request body, a query) is not; the detail says where."""
+
+    status = 422
+    code = "invalid_json"
+
+
 class InvalidDicom(InvalidInput):
     """A DICOM object is malformed or lacks what the index cannot do without."""
 
@@ -88,6 +95,7 @@ __all__ = [
     "Forbidden",
     "InvalidDicom",
     "InvalidInput",
+    "InvalidJson",
     "KaapanaError",
     "NotAcceptable",
     "NotFound",

@@ -6,7 +6,7 @@ from typing import Self
 from kaapana.archive import Archive, EventBus, SeriesArrived
 from kaapana.archive.deletion import finish_removals
 from kaapana.auth.service import Auth
-from kaapana.catalog import Datasets, SeriesDeletion, SeriesJobs, SeriesMedia
+from kaapana.catalog import Catalog, Datasets, SeriesDeletion, SeriesJobs, SeriesMedia
 from kaapana.config import Settings
 from kaapana.db import create_engine_for, upgrade
 from kaapana.storage import FilesystemStore
@@ -29,6 +29,10 @@ class Platform:
             settings=settings, engine=self.engine, store=self.store, indexes_journals=migrate
         )
         self.auth = Auth(settings=settings, engine=self.engine, projects=self.archive.projects)
+        self.catalog = Catalog(engine=self.engine)
+        if migrate:
+            # The catalog's rows are written by the process that owns the index, once per series.
+            self.events.subscribe(SeriesArrived, self.catalog.on_series_arrived)
         self.removal_intents = settings.data_dir / "removals"
         self.datasets = Datasets(engine=self.engine, audit=self.auth.audit)
         self.series_deletion = SeriesDeletion(

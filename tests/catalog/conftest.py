@@ -1,6 +1,105 @@
-"""Fixtures of the catalog tests: the REST site of the API tests and the dataset cohorts."""
+"""Fixtures of the catalog tests: a small cataloged archive in two projects (its synthetic data
+kept for brute force), the dataset cohorts and the REST site of the API tests."""
 
+import functools
+from dataclasses import dataclass
+from datetime import date
+
+import pytest
+from pydicom import Dataset
+
+from kaapana.catalog import parse_query
+from kaapana.platform import Platform
+from kaapana.testing import ct_series, demo_cohort
 from tests.api.conftest import site
-from tests.catalog.cohort import cohort, cohort_site
+from tests.catalog.dataset_cohort import cohort_site, dataset_cohort
+from tests.helpers import part10
 
-__all__ = ["cohort", "cohort_site", "site"]
+HOSTILE_DESCRIPTION = "50%_off 'x'; DROP TABLE series;--"
+
+
+@functools.cache
+def _project_a() -> tuple[Dataset, ...]:
+    """The demo cohort (CT with SEG, MR), a thin-slice CT with a hostile description, and a
+    CT localizer of a six-month-old."""
+    datasets = list(demo_cohort(patients=3, rows=16, columns=16, slices=2))
+    thin = ct_series(
+        patient_id="KP-THIN",
+        patient_name="Thin^Slice",
+        study_date=date(2023, 6, 1),
+        rows=16,
+        columns=16,
+        slices=2,
+        slice_thickness=1.0,
+        seed=5,
+        series_description=HOSTILE_DESCRIPTION,
+    )
+    scout = ct_series(
+        patient_id="KP-BABY",
+        patient_name="Baby^Scout",
+        patient_birth_date=date(2023, 1, 1),
+        study_date=date(2023, 7, 1),
+        rows=16,
+        columns=16,
+        slices=1,
+        seed=6,
+        series_description="Scout",
+    )
+    for ds in scout:
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+        ds.PatientAge = "006M"
+    return tuple(datasets + thin + scout)
+
+
+@functools.cache
+def _project_b() -> tuple[Dataset, ...]:
+    return tuple(ct_series(patient_id="PB", rows=16, columns=16, slices=2, seed=9))
+
+
+@dataclass
+class Cohort:
+    platform: Platform
+    project_pk: int
+    other_project_pk: int
+    series: dict[str, Dataset]  # SeriesInstanceUID -> first instance, project A
+    other_series: dict[str, Dataset]
+
+    def uids(self, query: object, *, limit: int = 1000) -> set[str]:
+        page = self.platform.catalog.search(
+            project_pk=self.project_pk, query=parse_query(query), limit=limit
+        )
+        assert page.next_cursor is None
+        return {hit.series_instance_uid for hit in page.items}
+
+    def where(self, predicate: object) -> set[str]:
+        """Brute force: the project's series whose first instance satisfies ``predicate``."""
+        assert callable(predicate)
+        return {uid for uid, ds in self.series.items() if predicate(ds)}
+
+
+def _first_instances(datasets: tuple[Dataset, ...]) -> dict[str, Dataset]:
+    found: dict[str, Dataset] = {}
+    for ds in datasets:
+        found.setdefault(ds.SeriesInstanceUID, ds)
+    return found
+
+
+def store(platform: Platform, datasets: tuple[Dataset, ...], project: str) -> None:
+    target = platform.archive.target(project)
+    for ds in datasets:
+        platform.archive.store_bytes(part10(ds), target)
+
+
+@pytest.fixture
+def cohort(platform: Platform) -> Cohort:
+    a = platform.archive.projects.create("A")
+    b = platform.archive.projects.create("B")
+    store(platform, _project_a(), "A")
+    store(platform, _project_b(), "B")
+    platform.catalog.reindex()
+    return Cohort(
+        platform, a.id, b.id, _first_instances(_project_a()), _first_instances(_project_b())
+    )
+
+
+__all__ = ["cohort", "cohort_site", "dataset_cohort", "site"]

@@ -64,24 +64,30 @@ def test_dataset_commands(stored: tuple[Cli, list[str]], tmp_path: Path) -> None
     assert "2 series taken out" in kaapana(
         "datasets", "remove", "c1", "--project", "P", uids[0], uids[1]
     )
-    kaapana("datasets", "rename", "c1", "cohort one", "--project", "P")
-    kaapana("datasets", "describe", "cohort one", "first look", "--project", "P")
+    kaapana("datasets", "rename", "c1", "dataset_cohort one", "--project", "P")
+    kaapana("datasets", "describe", "dataset_cohort one", "first look", "--project", "P")
     listed = json.loads(kaapana("datasets", "list", "--project", "P", "--json"))
     assert [(d["name"], d["description"], d["series"]) for d in listed] == [
-        ("cohort one", "first look", 2)
+        ("dataset_cohort one", "first look", 2)
     ]
-    shown = json.loads(kaapana("datasets", "show", "cohort one", "--project", "P", "--json"))
+    shown = json.loads(
+        kaapana("datasets", "show", "dataset_cohort one", "--project", "P", "--json")
+    )
     assert sorted(m["series_instance_uid"] for m in shown["members"]["items"]) == sorted(uids[2:4])
-    assert "cohort one" in kaapana("datasets", "show", "cohort one", "--project", "P")
+    assert "dataset_cohort one" in kaapana(
+        "datasets", "show", "dataset_cohort one", "--project", "P"
+    )
     rows = list(
-        csv.DictReader(io.StringIO(kaapana("datasets", "manifest", "cohort one", "--project", "P")))
+        csv.DictReader(
+            io.StringIO(kaapana("datasets", "manifest", "dataset_cohort one", "--project", "P"))
+        )
     )
     assert sorted(r["SeriesInstanceUID"] for r in rows) == sorted(uids[2:4])
     out = tmp_path / "m.json"
     kaapana(
         "datasets",
         "manifest",
-        "cohort one",
+        "dataset_cohort one",
         "--project",
         "P",
         "--format",
@@ -90,7 +96,7 @@ def test_dataset_commands(stored: tuple[Cli, list[str]], tmp_path: Path) -> None
         str(out),
     )
     assert len(json.loads(out.read_text())["series"]) == 2
-    assert "deleted" in kaapana("datasets", "delete", "cohort one", "--project", "P")
+    assert "deleted" in kaapana("datasets", "delete", "dataset_cohort one", "--project", "P")
     assert json.loads(kaapana("datasets", "list", "--project", "P", "--json")) == []
 
 

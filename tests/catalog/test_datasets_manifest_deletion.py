@@ -14,14 +14,14 @@ from kaapana.catalog.manifest import COLUMNS, manifest_csv, manifest_json
 from kaapana.db.engine import session_factory
 from kaapana.db.models import Dataset, DatasetSeries, Series, SeriesProject
 from kaapana.errors import InvalidInput
-from tests.catalog.cohort import Cohort
+from tests.catalog.dataset_cohort import DatasetCohort
 from tests.helpers import part10
 
 
-def _expected(cohort: Cohort, uids: list[str]) -> dict[str, dict[str, str]]:
+def _expected(dataset_cohort: DatasetCohort, uids: list[str]) -> dict[str, dict[str, str]]:
     """Manifest rows as the stored objects say they must be (CSV text values)."""
     rows: dict[str, dict[str, str]] = {}
-    for ds in cohort.objects:
+    for ds in dataset_cohort.objects:
         if ds.SeriesInstanceUID in uids:
             row = rows.setdefault(
                 ds.SeriesInstanceUID,
@@ -40,32 +40,41 @@ def _expected(cohort: Cohort, uids: list[str]) -> dict[str, dict[str, str]]:
     return rows
 
 
-def test_csv_manifest_lists_every_member_series(cohort: Cohort) -> None:
-    uids = cohort.series_uids()[:7]
-    cohort.platform.datasets.create(cohort.a, "seven", series_instance_uids=uids, actor="t")
+def test_csv_manifest_lists_every_member_series(dataset_cohort: DatasetCohort) -> None:
+    uids = dataset_cohort.series_uids()[:7]
+    dataset_cohort.platform.datasets.create(
+        dataset_cohort.a, "seven", series_instance_uids=uids, actor="t"
+    )
     text = "".join(
-        cohort.platform.datasets.manifest(
-            cohort.a, "seven", format=ManifestFormatValues.csv, actor="t"
+        dataset_cohort.platform.datasets.manifest(
+            dataset_cohort.a, "seven", format=ManifestFormatValues.csv, actor="t"
         )
     )
     reader = csv.DictReader(io.StringIO(text))
     assert tuple(reader.fieldnames or ()) == COLUMNS
-    assert {row["SeriesInstanceUID"]: row for row in reader} == _expected(cohort, uids)
-    assert cohort.platform.auth.audit.query(action="dataset.manifest")[0].target == "dataset:seven"
+    assert {row["SeriesInstanceUID"]: row for row in reader} == _expected(dataset_cohort, uids)
+    assert (
+        dataset_cohort.platform.auth.audit.query(action="dataset.manifest")[0].target
+        == "dataset:seven"
+    )
 
 
-def test_json_manifest_has_every_instance_with_its_sha256(cohort: Cohort) -> None:
-    uids = cohort.series_uids()
-    cohort.platform.datasets.create(cohort.a, "all", series_instance_uids=uids, actor="t")
+def test_json_manifest_has_every_instance_with_its_sha256(dataset_cohort: DatasetCohort) -> None:
+    uids = dataset_cohort.series_uids()
+    dataset_cohort.platform.datasets.create(
+        dataset_cohort.a, "all", series_instance_uids=uids, actor="t"
+    )
     text = "".join(
-        cohort.platform.datasets.manifest(
-            cohort.a, "all", format=ManifestFormatValues.json, actor="t"
+        dataset_cohort.platform.datasets.manifest(
+            dataset_cohort.a, "all", format=ManifestFormatValues.json, actor="t"
         )
     )
     manifest = json.loads(text)
     assert (manifest["project"], manifest["dataset"], manifest["kind"]) == ("A", "all", "selection")
-    expected = _expected(cohort, uids)
-    digests = {ds.SOPInstanceUID: hashlib.sha256(part10(ds)).hexdigest() for ds in cohort.objects}
+    expected = _expected(dataset_cohort, uids)
+    digests = {
+        ds.SOPInstanceUID: hashlib.sha256(part10(ds)).hexdigest() for ds in dataset_cohort.objects
+    }
     assert len(manifest["series"]) == len(uids)
     for series in manifest["series"]:
         instances = series.pop("Instances")
@@ -76,26 +85,30 @@ def test_json_manifest_has_every_instance_with_its_sha256(cohort: Cohort) -> Non
 
 
 @pytest.mark.parametrize("page_size", [1, 4])
-def test_manifests_stream_in_pages(cohort: Cohort, page_size: int) -> None:
+def test_manifests_stream_in_pages(dataset_cohort: DatasetCohort, page_size: int) -> None:
     everything = select(Series.id)
-    chunks = list(manifest_csv(cohort.platform.engine, everything, page_size=page_size))
-    series = len(cohort.series_uids())
+    chunks = list(manifest_csv(dataset_cohort.platform.engine, everything, page_size=page_size))
+    series = len(dataset_cohort.series_uids())
     assert len(chunks) == 1 + -(-series // page_size)  # the header, then one chunk per page
     parts = list(
-        manifest_json(cohort.platform.engine, everything, header={"x": 1}, page_size=page_size)
+        manifest_json(
+            dataset_cohort.platform.engine, everything, header={"x": 1}, page_size=page_size
+        )
     )
     assert len(json.loads("".join(parts))["series"]) == series
     twice = union_all(select(Series.id), select(Series.id)).subquery()
-    doubled = list(manifest_csv(cohort.platform.engine, select(twice.c[0]), page_size=page_size))
+    doubled = list(
+        manifest_csv(dataset_cohort.platform.engine, select(twice.c[0]), page_size=page_size)
+    )
     assert "".join(doubled) == "".join(chunks)  # a series selected twice is listed once
     empty = "".join(
-        manifest_json(cohort.platform.engine, everything.where(Series.id < 0), header={})
+        manifest_json(dataset_cohort.platform.engine, everything.where(Series.id < 0), header={})
     )
     assert json.loads(empty) == {"series": []}
 
 
-def _links(cohort: Cohort, uid: str) -> set[int]:
-    with session_factory(cohort.platform.engine)() as session:
+def _links(dataset_cohort: DatasetCohort, uid: str) -> set[int]:
+    with session_factory(dataset_cohort.platform.engine)() as session:
         return set(
             session.scalars(
                 select(SeriesProject.project_pk)
@@ -106,43 +119,51 @@ def _links(cohort: Cohort, uid: str) -> set[int]:
 
 
 def test_deleting_series_leaves_the_archive_only_when_no_project_holds_them(
-    cohort: Cohort,
+    dataset_cohort: DatasetCohort,
 ) -> None:
-    platform = cohort.platform
-    shared, own = cohort.shared, cohort.series_uids("MR")[0]
-    platform.datasets.create(cohort.a, "both", series_instance_uids=[shared, own], actor="t")
-    platform.datasets.create(cohort.b, "b", series_instance_uids=[shared], actor="t")
-    own_files = [Path(platform.store.local_path(k) or "") for k in cohort.storage_keys(own)]
-    shared_files = [Path(platform.store.local_path(k) or "") for k in cohort.storage_keys(shared)]
+    platform = dataset_cohort.platform
+    shared, own = dataset_cohort.shared, dataset_cohort.series_uids("MR")[0]
+    platform.datasets.create(
+        dataset_cohort.a, "both", series_instance_uids=[shared, own], actor="t"
+    )
+    platform.datasets.create(dataset_cohort.b, "b", series_instance_uids=[shared], actor="t")
+    own_files = [Path(platform.store.local_path(k) or "") for k in dataset_cohort.storage_keys(own)]
+    shared_files = [
+        Path(platform.store.local_path(k) or "") for k in dataset_cohort.storage_keys(shared)
+    ]
     assert all(path.is_file() for path in own_files + shared_files)
 
-    removal = platform.series_deletion.delete(cohort.a, [shared, own, own], actor="pi")
+    removal = platform.series_deletion.delete(dataset_cohort.a, [shared, own, own], actor="pi")
 
     assert (removal.series_unlinked, removal.series_deleted) == (2, 1)
     assert removal.instances_deleted == len(own_files)
-    assert _links(cohort, shared) == {cohort.b.id} and _links(cohort, own) == set()
+    assert (
+        _links(dataset_cohort, shared) == {dataset_cohort.b.id}
+        and _links(dataset_cohort, own) == set()
+    )
     assert not any(path.exists() for path in own_files)
     assert all(path.is_file() for path in shared_files)
-    assert platform.datasets.get(cohort.a, "both").summary.series == 0
-    assert platform.datasets.get(cohort.b, "b").summary.series == 1
+    assert platform.datasets.get(dataset_cohort.a, "both").summary.series == 0
+    assert platform.datasets.get(dataset_cohort.b, "b").summary.series == 1
     event = platform.auth.audit.query(action="series.delete")[0]
     assert (event.actor, event.project, event.detail["series_deleted"]) == ("pi", "A", 1)
     assert event.detail["series"] == [shared, own]
 
 
-def test_deleting_unknown_series_changes_nothing(cohort: Cohort) -> None:
-    platform = cohort.platform
-    uids = cohort.series_uids()
-    platform.datasets.create(cohort.a, "all", series_instance_uids=uids, actor="t")
+def test_deleting_unknown_series_changes_nothing(dataset_cohort: DatasetCohort) -> None:
+    platform = dataset_cohort.platform
+    uids = dataset_cohort.series_uids()
+    platform.datasets.create(dataset_cohort.a, "all", series_instance_uids=uids, actor="t")
     with pytest.raises(InvalidInput, match=r"1 series not found in the project: '1\.2\.3'"):
-        platform.series_deletion.delete(cohort.a, [*uids, "1.2.3"], actor="pi")
+        platform.series_deletion.delete(dataset_cohort.a, [*uids, "1.2.3"], actor="pi")
     with pytest.raises(InvalidInput, match="not found in the project"):
-        platform.series_deletion.delete(cohort.b, uids[1:2], actor="pi")  # held by A only
+        platform.series_deletion.delete(dataset_cohort.b, uids[1:2], actor="pi")  # held by A only
     with session_factory(platform.engine)() as session:
         assert session.scalar(select(func.count()).select_from(Series)) == len(uids)
         assert session.scalar(select(func.count()).select_from(DatasetSeries)) == len(uids)
         assert session.scalar(select(func.count()).select_from(Dataset)) == 1
     assert all(
-        Path(platform.store.local_path(k) or "").is_file() for k in cohort.storage_keys(uids[0])
+        Path(platform.store.local_path(k) or "").is_file()
+        for k in dataset_cohort.storage_keys(uids[0])
     )
     assert platform.auth.audit.query(action="series.delete") == []

@@ -18,12 +18,16 @@ from kaapana.api.metrics import install_metrics
 from kaapana.api.routes import (
     audit,
     datasets,
+    facets,
+    fields,
     nodes,
     projects,
+    search,
     series,
     session,
     studies,
     system,
+    tags,
     tokens,
     users,
 )
@@ -78,10 +82,14 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         series,
         system,
         datasets,
+        search,
+        facets,
+        fields,
+        tags,
+        workflow_routes,
+        run_routes,
     ):
         api.include_router(module.router)
-    api.include_router(workflow_routes.router)
-    api.include_router(run_routes.router)
     app.include_router(api)
     app.include_router(dicomweb.router, prefix="/dicomweb")
     app.include_router(dicomweb.router, prefix="/dicomweb/projects/{project}")

@@ -33,9 +33,17 @@ def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail, **extra}
 
 
-def _field(error: dict[str, Any]) -> dict[str, Any]:
+def _field(error: dict[str, Any], body: Any) -> dict[str, Any]:
     location = [str(part) for part in error.get("loc", ())]
-    return {"location": location, "message": str(error.get("msg", "invalid"))}
+    message = str(error.get("msg", "invalid"))
+    if error.get("type") == "json_invalid" and isinstance(body, str):
+        # FastAPI gives the character offset; people look for a line and column.
+        reason = str(error.get("ctx", {}).get("error", "JSON decode error"))
+        position = int(location[-1]) if location[-1].isdigit() else 0
+        line = body.count("\n", 0, position) + 1
+        column = position - body.rfind("\n", 0, position)
+        message = f"invalid JSON: {reason} at line {line}, column {column}"
+    return {"location": location, "message": message}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -50,7 +58,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = [_field(error) for error in exc.errors()]
+        fields = [_field(error, exc.body) for error in exc.errors()]
         summary = "; ".join(f"{'.'.join(f['location'])}: {f['message']}" for f in fields)
         return JSONResponse(
             error_body("invalid_input", summary or "invalid request", fields=fields), 422

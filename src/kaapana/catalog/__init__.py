@@ -1,10 +1,12 @@
 """The catalog: cohort curation over the index.
 
-Datasets with their counts and manifests, series deletion, and what is known about each series
-beyond its index row: thumbnails, validation, completeness and the references between series,
-each made once when a series arrives (:class:`SeriesJobs`) and served from the stored result.
+Search on any DICOM attribute with free text, facets, fields and tags; datasets with their counts
+and manifests; series deletion; and what is known about each series beyond its index row:
+thumbnails, validation, completeness and the references between series, each made once when a
+series arrives (:class:`SeriesJobs`) and served from the stored result.
 """
 
+from kaapana.catalog.catalog import Catalog
 from kaapana.catalog.completeness import Completeness, check_completeness
 from kaapana.catalog.datasets import (
     DatasetInfo,
@@ -13,12 +15,15 @@ from kaapana.catalog.datasets import (
     Datasets,
     ResolveQuery,
 )
+from kaapana.catalog.facets import Facet, FacetSpec
 from kaapana.catalog.manifest import ManifestFormatValues
+from kaapana.catalog.query import CatalogQuery, parse_query
 from kaapana.catalog.references import (
     record_references,
     referenced_series_uids,
     referencing_series,
 )
+from kaapana.catalog.search import SearchPage, SeriesHit
 from kaapana.catalog.series_deletion import SeriesDeletion
 from kaapana.catalog.series_jobs import SeriesJobs, SeriesMedia, process_arrived_series
 from kaapana.catalog.summary import SeriesSummary, summarize, summarize_each
@@ -31,14 +36,20 @@ from kaapana.catalog.validation import (
 )
 
 __all__ = [
+    "Catalog",
+    "CatalogQuery",
     "Completeness",
     "DatasetInfo",
     "DatasetKindValues",
     "DatasetMember",
     "Datasets",
+    "Facet",
+    "FacetSpec",
     "ManifestFormatValues",
     "ResolveQuery",
+    "SearchPage",
     "SeriesDeletion",
+    "SeriesHit",
     "SeriesJobs",
     "SeriesMedia",
     "SeriesSummary",
@@ -46,6 +57,7 @@ __all__ = [
     "ValidationStatusValues",
     "check_completeness",
     "make_series_thumbnail",
+    "parse_query",
     "process_arrived_series",
     "record_references",
     "referenced_series_uids",

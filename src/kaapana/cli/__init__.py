@@ -7,7 +7,7 @@ import typer
 from pydantic import ValidationError
 
 from kaapana import __version__
-from kaapana.cli import audit, data, datasets, nodes, projects, serve, tokens, users
+from kaapana.cli import audit, catalog, data, datasets, nodes, projects, serve, tokens, users
 from kaapana.cli import workflows as workflow_commands
 from kaapana.cli._common import error_console
 from kaapana.config import Settings
@@ -70,6 +70,9 @@ app.add_typer(workflow_commands.app, name="workflows")
 app.command(name="run")(workflow_commands.run_command)
 app.add_typer(workflow_commands.runs_app, name="runs")
 app.add_typer(workflow_commands.triggers_app, name="triggers")
+app.command(name="search")(catalog.search_command)
+app.add_typer(catalog.tags_app, name="tags")
+app.add_typer(catalog.catalog_app, name="catalog")
 
 
 def main() -> None:

@@ -14,10 +14,12 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -380,6 +382,53 @@ class TriggerRule(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class SeriesAttribute(Base):
+    """One value of one catalog field of a series: the flattened, typed search index.
+
+    Rebuilt from the series' DICOM JSON whenever the series is (re)indexed; one row per distinct
+    value, so counting rows per value counts series. Sequence paths are dotted keywords.
+    """
+
+    __tablename__ = "series_attributes"
+    __table_args__ = (
+        Index("ix_series_attributes_text", "field", "text_value", "series_pk"),
+        Index("ix_series_attributes_number", "field", "number_value", "series_pk"),
+        Index("ix_series_attributes_series", "series_pk", "field"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    series_pk: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(String(255))
+    text_value: Mapped[str] = mapped_column(String(1024))
+    number_value: Mapped[float | None] = mapped_column(Float)
+
+
+class SeriesText(Base):
+    """The free-text document of a series (descriptions, names, labels), full-text indexed."""
+
+    __tablename__ = "series_text"
+
+    series_pk: Mapped[int] = mapped_column(
+        ForeignKey("series.id", ondelete="CASCADE"), primary_key=True
+    )
+    body: Mapped[str] = mapped_column(Text, default="")
+
+
+class SeriesTag(Base):
+    """A researcher's label on a series, per project (``excluded``, ``reviewed``, ...)."""
+
+    __tablename__ = "series_tags"
+    __table_args__ = (Index("ix_series_tags_project_tag", "project_pk", "tag"),)
+
+    project_pk: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    series_pk: Mapped[int] = mapped_column(
+        ForeignKey("series.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
 __all__ = [
     "ApiToken",
     "Artifact",
@@ -397,8 +446,11 @@ __all__ = [
     "RunInput",
     "RunOutput",
     "Series",
+    "SeriesAttribute",
     "SeriesProject",
     "SeriesReference",
+    "SeriesTag",
+    "SeriesText",
     "SeriesValidation",
     "Study",
     "Task",

@@ -20,7 +20,7 @@ from tests.helpers import part10
 
 
 @dataclass
-class Cohort:
+class DatasetCohort:
     platform: Platform
     a: Project
     b: Project
@@ -48,7 +48,7 @@ class Cohort:
 
 
 @pytest.fixture
-def cohort(platform: Platform) -> Cohort:
+def dataset_cohort(platform: Platform) -> DatasetCohort:
     projects = platform.archive.projects
     a, b = projects.create("A", ae_title="PROJ_A"), projects.create("B", ae_title="PROJ_B")
     objects = list(demo_cohort(patients=3, rows=16, columns=16, slices=2, seed=7))
@@ -59,20 +59,20 @@ def cohort(platform: Platform) -> Cohort:
         platform.archive.store_bytes(data, into_a)
         if ds.SeriesInstanceUID == shared:
             platform.archive.store_bytes(data, into_b)
-    return Cohort(platform, a, b, objects, shared)
+    return DatasetCohort(platform, a, b, objects, shared)
 
 
 @pytest.fixture
-def cohort_site(cohort: Cohort) -> Iterator[Site]:
-    """The REST application over the cohort, with a scientist and a PI of A, a scientist of B."""
-    users = cohort.platform.auth.users
+def cohort_site(dataset_cohort: DatasetCohort) -> Iterator[Site]:
+    """The REST application over the dataset cohort: a scientist and a PI of A, a scientist of B."""
+    users = dataset_cohort.platform.auth.users
     for name, project, role in (
-        ("sci_a", cohort.a, RoleValues.scientist),
-        ("pi_a", cohort.a, RoleValues.principal_investigator),
-        ("sci_b", cohort.b, RoleValues.scientist),
+        ("sci_a", dataset_cohort.a, RoleValues.scientist),
+        ("pi_a", dataset_cohort.a, RoleValues.principal_investigator),
+        ("sci_b", dataset_cohort.b, RoleValues.scientist),
     ):
         users.create(name, password=None)  # callers use API tokens
         users.set_role(name, project, role)
-    app = create_app(cohort.platform.settings, platform=cohort.platform)
+    app = create_app(dataset_cohort.platform.settings, platform=dataset_cohort.platform)
     with TestClient(app) as client:
-        yield Site(cohort.platform, client, cohort.objects, [])
+        yield Site(dataset_cohort.platform, client, dataset_cohort.objects, [])

@@ -1,0 +1,129 @@
+"""``Catalog``: cohort search over the archive's index, one project at a time.
+
+Every method takes the project's pk and sees only the series linked to it (``series_projects``);
+checking that the caller may read or write the project is the interface's job, through its
+``Principal``. The attribute rows it searches are built by ``reindex`` and, as data arrives, by
+``on_series_arrived``.
+"""
+
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import Engine, Select, select
+from sqlalchemy.orm import Session
+
+from kaapana.archive.events import SeriesArrived
+from kaapana.catalog import discovery, facets, indexing, tags
+from kaapana.catalog import search as searching
+from kaapana.catalog.facets import Facet, FacetCounter, FacetSpec
+from kaapana.catalog.query import CatalogQuery
+from kaapana.db.engine import write_transaction
+from kaapana.db.models import Series, SeriesProject
+from kaapana.errors import InvalidInput
+
+log = logging.getLogger(__name__)
+
+
+class Catalog:
+    def __init__(self, *, engine: Engine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+
+    def select_series(self, *, project_pk: int, query: CatalogQuery) -> Select[tuple[int]]:
+        """A select of the matching ``series.id`` of the project, to use as a subquery."""
+        with Session(self._engine) as session:
+            return searching.select_series(
+                project_pk=project_pk, query=query, dialect=self._dialect, session=session
+            )
+
+    def matches(self, *, project_pk: int, series_pk: int, query: CatalogQuery) -> bool:
+        """Whether one series of the project matches ``query`` (for workflow triggers)."""
+        statement = self.select_series(project_pk=project_pk, query=query).where(
+            SeriesProject.series_pk == series_pk
+        )
+        with Session(self._engine) as session:
+            return session.scalar(statement.limit(1)) is not None
+
+    def search(
+        self, *, project_pk: int, query: CatalogQuery, limit: int = 50, cursor: str | None = None
+    ) -> searching.SearchPage:
+        """One page of matching series in the query's sort order; ``next_cursor`` continues."""
+        with Session(self._engine) as session:
+            return searching.search(
+                session,
+                project_pk=project_pk,
+                query=query,
+                dialect=self._dialect,
+                limit=limit,
+                cursor=cursor,
+            )
+
+    def facets(
+        self, *, project_pk: int, query: CatalogQuery, specs: Sequence[FacetSpec]
+    ) -> list[Facet]:
+        """Counts, histograms and date histograms over the series matching ``query``."""
+        if len(specs) > facets.MAX_FACETS:
+            raise InvalidInput(f"facets: at most {facets.MAX_FACETS} per request, got {len(specs)}")
+        with Session(self._engine) as session:
+            matching = searching.select_series(
+                project_pk=project_pk, query=query, dialect=self._dialect, session=session
+            )
+            with facets.matching_series(session, matching):
+                counter = FacetCounter(session, project_pk=project_pk)
+                return [counter.facet(spec) for spec in specs]
+
+    def fields(self, *, project_pk: int, prefix: str = "") -> list[discovery.FieldInfo]:
+        """The fields the project's series have, with kind, counts and example values."""
+        with Session(self._engine) as session:
+            return discovery.fields(session, project_pk=project_pk, prefix=prefix)
+
+    def values(
+        self, *, project_pk: int, field: str, prefix: str = "", limit: int = 20
+    ) -> list[discovery.ValueCount]:
+        """The most frequent values of one field (autocomplete)."""
+        with Session(self._engine) as session:
+            return discovery.values(
+                session, project_pk=project_pk, field=field, prefix=prefix, limit=limit
+            )
+
+    def tag(
+        self,
+        *,
+        project_pk: int,
+        series_instance_uids: Sequence[str],
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+    ) -> tags.TagChange:
+        """Add and remove tags on many series of the project at once (all or nothing)."""
+        with write_transaction(self._engine) as session:
+            return tags.change_tags(
+                session,
+                project_pk=project_pk,
+                series_instance_uids=series_instance_uids,
+                add=add,
+                remove=remove,
+            )
+
+    def tags(self, *, project_pk: int) -> list[tags.TagCount]:
+        """The project's tags with the number of series carrying each, most used first."""
+        with Session(self._engine) as session:
+            return tags.tag_counts(session, project_pk=project_pk)
+
+    def reindex(self, series_pks: Sequence[int] | None = None) -> int:
+        """Rebuild the search rows of ``series_pks`` (default: every series); returns the count."""
+        pks = indexing.all_series_pks(self._engine) if series_pks is None else list(series_pks)
+        return indexing.index_series(self._engine, pks)
+
+    def on_series_arrived(self, event: SeriesArrived) -> None:
+        """Index a series once it is stable: ``SeriesArrived`` handler."""
+        with Session(self._engine) as session:
+            pk = session.scalar(
+                select(Series.id).where(Series.series_instance_uid == event.series_instance_uid)
+            )
+        if pk is None:
+            log.info("series %s is gone before it was cataloged", event.series_instance_uid)
+            return
+        indexing.index_series(self._engine, [pk])
+
+
+__all__ = ["Catalog"]

@@ -1,0 +1,106 @@
+"""Building a series' catalog rows: flattened attributes, derived fields and its text document.
+
+Run when a series becomes stable (``SeriesArrived``) and by ``reindex``, never on ingest's hot
+path. A series' rows are replaced as a whole in one transaction, so a search sees the old rows
+or the new ones, never a mixture.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Final
+
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.orm import Session
+
+from kaapana.catalog.derived import ANNOTATION_MODALITIES, DERIVED_FIELDS, SeriesFacts
+from kaapana.catalog.flatten import Document, FieldValue, distinct_values, flatten, typed_value
+from kaapana.db.engine import write_transaction
+from kaapana.db.models import Instance, Patient, Series, SeriesAttribute, SeriesText, Study
+
+BATCH: Final = 200
+# The attributes whose words free-text search finds (with annotation labels and project tags).
+TEXT_FIELDS: Final = (
+    "SeriesDescription",
+    "StudyDescription",
+    "PatientName",
+    "BodyPartExamined",
+    "ProtocolName",
+    "annotation_labels",
+)
+
+
+def series_values(facts: SeriesFacts) -> list[FieldValue]:
+    """Every catalog value of one series: its DICOM JSON flattened, then the derived fields."""
+    values = flatten(facts.document)
+    for entry in DERIVED_FIELDS.values():
+        for raw in entry.compute(facts):
+            typed = typed_value(entry.name, entry.kind, raw)
+            if typed is not None:
+                values.append(typed)
+    return distinct_values(values)
+
+
+def text_document(values: Sequence[FieldValue]) -> str:
+    """The words of the text fields, person-name carets as spaces."""
+    words = [v.text_value.replace("^", " ") for v in values if v.field in TEXT_FIELDS]
+    return " ".join(words)
+
+
+def _facts(session: Session, series_pks: Sequence[int]) -> Iterator[SeriesFacts]:
+    rows = session.execute(
+        select(Series, Study, Patient)
+        .join(Study, Series.study_pk == Study.id)
+        .join(Patient, Study.patient_pk == Patient.id)
+        .where(Series.id.in_(series_pks))
+    ).all()
+    annotated = [row[0].id for row in rows if row[0].modality in ANNOTATION_MODALITIES]
+    instances: dict[int, list[Document]] = defaultdict(list)
+    if annotated:
+        for series_pk, document in session.execute(
+            select(Instance.series_pk, Instance.metadata_json).where(
+                Instance.series_pk.in_(annotated)
+            )
+        ):
+            instances[series_pk].append(document)
+    for series, study, patient in rows:
+        yield SeriesFacts(
+            series, study, patient, series.metadata_json or {}, tuple(instances[series.id])
+        )
+
+
+def index_series(engine: Engine, series_pks: Sequence[int]) -> int:
+    """(Re)build the catalog rows of ``series_pks``; returns how many series were indexed."""
+    indexed = 0
+    for start in range(0, len(series_pks), BATCH):
+        chunk = list(series_pks[start : start + BATCH])
+        with write_transaction(engine) as session:
+            attributes: list[dict[str, object]] = []
+            documents: list[dict[str, object]] = []
+            for facts in _facts(session, chunk):
+                values = series_values(facts)
+                attributes += [
+                    {
+                        "series_pk": facts.series.id,
+                        "field": v.field,
+                        "text_value": v.text_value,
+                        "number_value": v.number_value,
+                    }
+                    for v in values
+                ]
+                documents.append({"series_pk": facts.series.id, "body": text_document(values)})
+            session.execute(delete(SeriesAttribute).where(SeriesAttribute.series_pk.in_(chunk)))
+            session.execute(delete(SeriesText).where(SeriesText.series_pk.in_(chunk)))
+            if attributes:
+                session.execute(insert(SeriesAttribute), attributes)
+            if documents:
+                session.execute(insert(SeriesText), documents)
+            indexed += len(documents)
+    return indexed
+
+
+def all_series_pks(engine: Engine) -> list[int]:
+    with Session(engine) as session:
+        return list(session.scalars(select(Series.id).order_by(Series.id)))
+
+
+__all__ = ["TEXT_FIELDS", "all_series_pks", "index_series", "series_values", "text_document"]
