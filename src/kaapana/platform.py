@@ -34,7 +34,9 @@ class Platform:
             # The catalog's rows are written by the process that owns the index, once per series.
             self.events.subscribe(SeriesArrived, self.catalog.on_series_arrived)
         self.removal_intents = settings.data_dir / "removals"
-        self.datasets = Datasets(engine=self.engine, audit=self.auth.audit)
+        self.datasets = Datasets(
+            engine=self.engine, audit=self.auth.audit, resolve_query=self.catalog.resolve
+        )
         self.series_deletion = SeriesDeletion(
             engine=self.engine,
             store=self.store,
@@ -44,7 +46,12 @@ class Platform:
         )
         # Schedules nothing until started (by `kaapana serve`, or the first run created here).
         self.workflows = Engine(
-            settings=settings, engine=self.engine, archive=self.archive, results=self.results
+            settings=settings,
+            engine=self.engine,
+            archive=self.archive,
+            results=self.results,
+            select_series=self.catalog.resolve,
+            matches_query=self.catalog.matches_stored,
         )
         self.events.subscribe(SeriesArrived, self.workflows.triggers.on_series_arrived)
         # Set on the first start only: the generated password of `admin`, for the CLI to print.

@@ -3,7 +3,7 @@
 from typing import Any
 
 import pytest
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 
 from kaapana.catalog import DatasetKindValues, Datasets
 from kaapana.db.engine import session_factory
@@ -12,19 +12,14 @@ from kaapana.errors import Conflict, InvalidInput, NotFound
 from tests.catalog.dataset_cohort import DatasetCohort
 
 
-def _modality_query(project_pk: int, query: dict[str, Any]) -> Select[tuple[int]]:
-    """A stand-in for the catalog's query language: ``{"Modality": "CT"}``."""
-    if set(query) != {"Modality"}:
-        raise InvalidInput(f"unknown query keys {sorted(query)}")
-    return select(Series.id).where(Series.modality == query["Modality"])
+def _modality(value: str) -> dict[str, Any]:
+    return {"where": {"field": "Modality", "op": "=", "value": value}}
 
 
 def _with_queries(dataset_cohort: DatasetCohort) -> Datasets:
-    return Datasets(
-        engine=dataset_cohort.platform.engine,
-        audit=dataset_cohort.platform.auth.audit,
-        resolve_query=_modality_query,
-    )
+    """The platform's datasets, whose queries the catalog answers once it has indexed."""
+    dataset_cohort.platform.catalog.reindex()
+    return dataset_cohort.platform.datasets
 
 
 def _rows(dataset_cohort: DatasetCohort) -> tuple[int, int]:
@@ -84,7 +79,7 @@ def test_list_counts_every_dataset(dataset_cohort: DatasetCohort) -> None:
     datasets.create(
         dataset_cohort.a, "all", series_instance_uids=dataset_cohort.series_uids(), actor="t"
     )
-    datasets.create_live(dataset_cohort.a, "seg", query={"Modality": "SEG"}, actor="t")
+    datasets.create_live(dataset_cohort.a, "seg", query=_modality("SEG"), actor="t")
     listed = {d.name: d.summary for d in datasets.list(dataset_cohort.a)}
     assert listed == {d: datasets.get(dataset_cohort.a, d).summary for d in ("all", "mr", "seg")}
     assert listed["seg"].modalities == {"SEG": len(dataset_cohort.series_uids("SEG"))}
@@ -149,11 +144,11 @@ def test_snapshot_copies_members_and_keeps_its_query(dataset_cohort: DatasetCoho
     datasets = _with_queries(dataset_cohort)
     ct = select(Series.id).where(Series.modality == "CT")
     snapshot = datasets.create_snapshot(
-        dataset_cohort.a, "ct then", series_ids=ct, query={"Modality": "CT"}, actor="t"
+        dataset_cohort.a, "ct then", series_ids=ct, query=_modality("CT"), actor="t"
     )
-    assert (snapshot.kind, snapshot.query) == (DatasetKindValues.snapshot, {"Modality": "CT"})
+    assert (snapshot.kind, snapshot.query) == (DatasetKindValues.snapshot, _modality("CT"))
     assert snapshot.summary.modalities == {"CT": len(dataset_cohort.series_uids("CT"))}
-    live = datasets.create_live(dataset_cohort.a, "ct now", query={"Modality": "CT"}, actor="t")
+    live = datasets.create_live(dataset_cohort.a, "ct now", query=_modality("CT"), actor="t")
     assert live.summary == snapshot.summary
     datasets.remove(dataset_cohort.a, "ct then", dataset_cohort.series_uids("CT")[:1], actor="t")
     assert (
@@ -162,25 +157,30 @@ def test_snapshot_copies_members_and_keeps_its_query(dataset_cohort: DatasetCoho
     )
     assert datasets.get(dataset_cohort.a, "ct now").summary == live.summary
     from_query = datasets.create_snapshot(
-        dataset_cohort.a, "seg", query={"Modality": "SEG"}, actor="t"
+        dataset_cohort.a, "seg", query=_modality("SEG"), actor="t"
     )
     assert from_query.summary.modalities == {"SEG": len(dataset_cohort.series_uids("SEG"))}
     in_b = datasets.create_snapshot(dataset_cohort.b, "b", series_ids=select(Series.id), actor="t")
     assert in_b.summary.series == 1  # narrowed to what B holds
     with pytest.raises(InvalidInput, match="selects no series"):
-        datasets.create_snapshot(dataset_cohort.a, "none", query={"Modality": "XA"}, actor="t")
+        datasets.create_snapshot(dataset_cohort.a, "none", query=_modality("XA"), actor="t")
     with pytest.raises(InvalidInput, match="is live"):
         datasets.add(dataset_cohort.a, "ct now", dataset_cohort.series_uids("MR"), actor="t")
-    with pytest.raises(InvalidInput, match="unknown query keys"):
+    with pytest.raises(InvalidInput, match="unknown key 'Nope'"):
         datasets.create_live(dataset_cohort.a, "bad", query={"Nope": 1}, actor="t")
+    with pytest.raises(InvalidInput, match="unknown field 'Modalty'"):
+        datasets.create_live(
+            dataset_cohort.a, "bad", query={"where": {"field": "Modalty", "value": "CT"}}, actor="t"
+        )
 
 
 def test_queries_need_the_catalog(dataset_cohort: DatasetCohort) -> None:
-    datasets = dataset_cohort.platform.datasets  # as built: no query language connected
+    platform = dataset_cohort.platform
+    datasets = Datasets(engine=platform.engine, audit=platform.auth.audit)  # no query language
     with pytest.raises(InvalidInput, match="no catalog query language connected"):
-        datasets.create_live(dataset_cohort.a, "live", query={"Modality": "CT"}, actor="t")
+        datasets.create_live(dataset_cohort.a, "live", query=_modality("CT"), actor="t")
     with pytest.raises(InvalidInput, match="no catalog query language connected"):
-        datasets.create_snapshot(dataset_cohort.a, "snap", query={"Modality": "CT"}, actor="t")
+        datasets.create_snapshot(dataset_cohort.a, "snap", query=_modality("CT"), actor="t")
     with pytest.raises(InvalidInput, match="'query' must be a non-empty JSON object"):
         datasets.create_live(dataset_cohort.a, "live", query={}, actor="t")
     assert _rows(dataset_cohort) == (0, 0)

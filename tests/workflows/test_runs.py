@@ -117,8 +117,10 @@ def test_bad_input_is_refused_before_anything_runs(make_site: Callable[..., Site
         start(workflow="series-metadata", dataset="empty")
     with pytest.raises(NotFound, match=r"series not found in this project: 1\.2\.3"):
         start(workflow="series-metadata", series=["1.2.3"])
-    with pytest.raises(InvalidInput, match="catalog queries are not available"):
+    with pytest.raises(InvalidInput, match="unknown key 'Modality'"):
         start(workflow="series-metadata", query={"Modality": "CT"})
+    with pytest.raises(InvalidInput, match="matches no series"):
+        start(workflow="series-metadata", query={"where": {"field": "Modality", "value": "MR"}})
     with pytest.raises(InvalidInput, match="exactly one of"):
         start(workflow="series-metadata", dataset="cohort", series=site.series)
     with pytest.raises(NotFound, match="workflow 'nope' not found"):

@@ -1,15 +1,11 @@
 """Trigger rules start workflows when series arrive; queries need the catalog's matcher."""
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from kaapana.archive import SeriesArrived, SeriesQuietMonitor
-from kaapana.db.models import Series
 from kaapana.errors import Conflict, InvalidInput, NotFound
-from kaapana.workflows import Engine
 from tests.helpers import wait_until
 from tests.workflows.conftest import Site, store_series
 
@@ -37,9 +33,12 @@ def test_a_rule_without_query_starts_a_run_per_arriving_series(
     assert rule.params == {"indent": 1} and rule.enabled
     with pytest.raises(Conflict, match="exists already"):
         triggers.add(project_pk=site.project_pk, name="meta", workflow="series-metadata")
-    with pytest.raises(InvalidInput, match="catalog queries are not available"):
+    with pytest.raises(InvalidInput, match="unknown field 'Modalty'"):
         triggers.add(
-            project_pk=site.project_pk, name="q", workflow="noop", query={"Modality": "SEG"}
+            project_pk=site.project_pk,
+            name="q",
+            workflow="noop",
+            query={"where": {"field": "Modalty", "op": "=", "value": "SEG"}},
         )
     with pytest.raises(InvalidInput, match="indent"):
         triggers.add(
@@ -64,32 +63,20 @@ def test_a_rule_without_query_starts_a_run_per_arriving_series(
         triggers.remove(project_pk=site.project_pk, name="meta")
 
 
-def test_a_query_rule_asks_the_matcher(make_site: Callable[..., Site]) -> None:
+def test_a_query_rule_starts_only_for_series_the_catalog_matches(
+    make_site: Callable[..., Site],
+) -> None:
     site = make_site(series=0)
-    platform = site.platform
-    asked: list[tuple[int, int, dict[str, Any]]] = []
-
-    def matches(project_pk: int, series_pk: int, query: dict[str, Any]) -> bool:
-        asked.append((project_pk, series_pk, query))
-        with platform.archive._sessions() as session:
-            modality = session.scalar(select(Series.modality).where(Series.id == series_pk))
-        return modality == query["Modality"]
-
-    engine = Engine(
-        settings=platform.settings,
-        engine=platform.engine,
-        archive=platform.archive,
-        results=platform.results,
-        matches_query=matches,
-    )
-    engine.triggers.add(
-        project_pk=site.project_pk, name="ct", workflow="noop", query={"Modality": "CT"}
-    )
-    engine.triggers.add(
-        project_pk=site.project_pk, name="seg", workflow="noop", query={"Modality": "SEG"}
-    )
-    [uid] = store_series(platform, 1)
-    started = engine.triggers.on_series_arrived(SeriesArrived("1.2", uid, "CT", 2))
-    assert len(started) == 1 and len(asked) == 2
-    assert engine.get_run(started[0]).created_by == "trigger:ct"
-    engine.close()
+    triggers = site.platform.workflows.triggers
+    for name, modality in (("ct", "CT"), ("seg", "SEG")):
+        triggers.add(
+            project_pk=site.project_pk,
+            name=name,
+            workflow="noop",
+            query={"where": {"field": "Modality", "op": "=", "value": modality}},
+        )
+    [uid] = store_series(site.platform, 1)
+    _arrive(site, 1)  # the catalog indexes the series first, then the rules ask it
+    [run] = site.platform.workflows.list_runs()
+    assert run.created_by == "trigger:ct"
+    assert site.platform.workflows.get_run(run.id).series_instance_uids == [uid]

@@ -7,7 +7,8 @@ checking that the caller may read or write the project is the interface's job, t
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Engine, Select, select
 from sqlalchemy.orm import Session
@@ -16,7 +17,8 @@ from kaapana.archive.events import SeriesArrived
 from kaapana.catalog import discovery, facets, indexing, tags
 from kaapana.catalog import search as searching
 from kaapana.catalog.facets import Facet, FacetCounter, FacetSpec
-from kaapana.catalog.query import CatalogQuery
+from kaapana.catalog.query import CatalogQuery, parse_query
+from kaapana.catalog.summary import SeriesSummary, summarize
 from kaapana.db.engine import write_transaction
 from kaapana.db.models import Series, SeriesProject
 from kaapana.errors import InvalidInput
@@ -43,6 +45,16 @@ class Catalog:
         )
         with Session(self._engine) as session:
             return session.scalar(statement.limit(1)) is not None
+
+    def resolve(self, project_pk: int, query: Mapping[str, Any]) -> Select[tuple[int]]:
+        """``select_series`` for a query as stored (JSON): datasets and workflow runs keep it so."""
+        return self.select_series(project_pk=project_pk, query=parse_query(dict(query)))
+
+    def matches_stored(self, project_pk: int, series_pk: int, query: Mapping[str, Any]) -> bool:
+        """``matches`` for a stored query (workflow trigger rules)."""
+        return self.matches(
+            project_pk=project_pk, series_pk=series_pk, query=parse_query(dict(query))
+        )
 
     def search(
         self, *, project_pk: int, query: CatalogQuery, limit: int = 50, cursor: str | None = None
@@ -71,6 +83,14 @@ class Catalog:
             with facets.matching_series(session, matching):
                 counter = FacetCounter(session, project_pk=project_pk)
                 return [counter.facet(spec) for spec in specs]
+
+    def summary(self, *, project_pk: int, query: CatalogQuery) -> SeriesSummary:
+        """Patients, studies, series, instances and modalities of the matching series."""
+        with Session(self._engine) as session:
+            matching = searching.select_series(
+                project_pk=project_pk, query=query, dialect=self._dialect, session=session
+            )
+            return summarize(session, matching)
 
     def fields(self, *, project_pk: int, prefix: str = "") -> list[discovery.FieldInfo]:
         """The fields the project's series have, with kind, counts and example values."""

@@ -66,11 +66,15 @@ class Triggers:
     ) -> TriggerView:
         check_name("trigger name", name)
         checked = self._workflow_of(workflow).validate_params(params or {})
-        if query is not None and self._matches_query is None:
-            raise InvalidInput(
-                "catalog queries are not available on this installation: a rule without "
-                "'query' starts the workflow for every series arriving in the project"
-            )
+        if query is not None:
+            if self._matches_query is None:
+                raise InvalidInput(
+                    "catalog queries are not available on this installation: a rule without "
+                    "'query' starts the workflow for every series arriving in the project"
+                )
+            # A dry match against no series: the catalog refuses a query it cannot run now,
+            # not at the first arrival.
+            self._matches_query(project_pk, 0, query)
         with write_transaction(self._engine) as session:
             exists = session.scalar(
                 select(TriggerRule.id).where(

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from kaapana.api.deps import CurrentPrincipal, PlatformDep
 from kaapana.api.routes.projects import visible_project
 from kaapana.auth.roles import PermissionValues
-from kaapana.catalog import Facet, FacetSpec, parse_query
+from kaapana.catalog import Facet, FacetSpec, SeriesSummary, parse_query
 from kaapana.catalog.facets import MAX_FACETS
 
 router = APIRouter(prefix="/facets", tags=["catalog"])
@@ -21,6 +21,9 @@ class FacetsRequest(BaseModel):
 
 
 class FacetsAnswer(BaseModel):
+    counts: SeriesSummary = Field(
+        description="Patients, studies, series and instances of the matching series."
+    )
     facets: list[Facet]
 
 
@@ -30,7 +33,8 @@ def catalog_facets(
 ) -> FacetsAnswer:
     """Counts per value (top N + other), numeric and date histograms for the matching series."""
     project = visible_project(platform, principal, body.project, PermissionValues.read)
-    found = platform.catalog.facets(
-        project_pk=project.id, query=parse_query(body.query), specs=body.facets
+    query = parse_query(body.query)
+    found = platform.catalog.facets(project_pk=project.id, query=query, specs=body.facets)
+    return FacetsAnswer(
+        counts=platform.catalog.summary(project_pk=project.id, query=query), facets=found
     )
-    return FacetsAnswer(facets=found)
