@@ -46,6 +46,10 @@ bench: $(VENV)/.installed-test debian-tools
 	$(BIN)/python benchmarks/query.py
 	$(BIN)/python benchmarks/dicomweb.py
 	$(BIN)/python benchmarks/series_media.py
+	$(BIN)/python benchmarks/catalog.py
+	$(BIN)/python benchmarks/datasets.py
+	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/operators.py
 
 clean:
 	rm -rf $(VENV) kaapana-data .pytest_cache
