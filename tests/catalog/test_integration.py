@@ -7,11 +7,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pydicom import Dataset
+from sqlalchemy import select
 
 from kaapana.api.app import create_app
 from kaapana.archive.deletion import SERIES_INTENT_SUFFIX
-from kaapana.catalog import FacetSpec, parse_query, thumbnail_key
+from kaapana.catalog import FacetSpec, parse_query, process_arrived_series, thumbnail_key
 from kaapana.config import Settings
+from kaapana.db.engine import session_factory
+from kaapana.db.models import Series
 from kaapana.platform import Platform
 from kaapana.testing import ct_segmentation, ct_series
 from tests.catalog.helpers import arrive, store
@@ -188,3 +191,18 @@ def test_an_interrupted_removal_deletes_the_thumbnails_on_start(
     with Platform(settings) as restarted:
         assert _thumbnails(restarted, [gone, kept[0]]) == [False, True]
         assert list(intents.glob(f"*{SERIES_INTENT_SUFFIX}")) == []
+
+
+def test_processing_answers_the_series_whose_rows_changed(media_platform: Platform) -> None:
+    platform = media_platform
+    ct = _ct(51, slices=2)
+    seg = ct_segmentation(ct, seed=51, labels=["liver"])
+    store(platform, [*ct, seg])
+    with session_factory(platform.engine)() as session:
+        rows = session.execute(select(Series.series_instance_uid, Series.id))
+        pks = {uid: pk for uid, pk in rows}
+    media = platform.series_media
+    ct_pk, seg_pk = pks[ct[0].SeriesInstanceUID], pks[seg.SeriesInstanceUID]
+    assert process_arrived_series(media, seg.SeriesInstanceUID) == [seg_pk, ct_pk]
+    assert process_arrived_series(media, ct[0].SeriesInstanceUID) == [ct_pk, seg_pk]
+    assert process_arrived_series(media, "1.2.3.404") == []

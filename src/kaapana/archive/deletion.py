@@ -151,19 +151,16 @@ def _unlink(
                 DatasetSeries.dataset_pk.in_(datasets.scalar_subquery()),
             )
         )
-    orphans = list(
-        session.scalars(
-            select(Series.id).where(
-                Series.id.in_(series_pks),
-                ~exists().where(SeriesProject.series_pk == Series.id),
-            )
+    orphaned = session.execute(
+        select(Series.id, Series.series_instance_uid).where(
+            Series.id.in_(series_pks),
+            ~exists().where(SeriesProject.series_pk == Series.id),
         )
-    )
+    ).all()
+    orphans = [row.id for row in orphaned]
+    series_uids = [row.series_instance_uid for row in orphaned]
     keys = list(
         session.scalars(select(Instance.storage_key).where(Instance.series_pk.in_(orphans)))
-    )
-    series_uids = list(
-        session.scalars(select(Series.series_instance_uid).where(Series.id.in_(orphans)))
     )
     doomed = _Doomed(
         keys,
