@@ -7,6 +7,7 @@ from kaapana.archive import Archive, EventBus, SeriesArrived
 from kaapana.archive.deletion import finish_removals
 from kaapana.auth.service import Auth
 from kaapana.catalog import Catalog, Datasets, SeriesDeletion, SeriesJobs, SeriesMedia
+from kaapana.catalog.thumbnails import thumbnail_results
 from kaapana.config import Settings
 from kaapana.db import create_engine_for, upgrade
 from kaapana.storage import FilesystemStore
@@ -34,12 +35,15 @@ class Platform:
             # The catalog's rows are written by the process that owns the index, once per series.
             self.events.subscribe(SeriesArrived, self.catalog.on_series_arrived)
         self.removal_intents = settings.data_dir / "removals"
+        # The files a series removal deletes from result storage with the series.
+        self.series_results = thumbnail_results(self.results)
         self.datasets = Datasets(
             engine=self.engine, audit=self.auth.audit, resolve_query=self.catalog.resolve
         )
         self.series_deletion = SeriesDeletion(
             engine=self.engine,
             store=self.store,
+            results=self.series_results,
             intents=self.removal_intents,
             audit=self.auth.audit,
             flush=self.archive.flush,
@@ -63,12 +67,13 @@ class Platform:
                 password.get_secret_value() if password else None
             )
             self.archive.recover()
-            finish_removals(self.engine, self.store, self.removal_intents)
+            finish_removals(self.engine, self.store, self.removal_intents, self.series_results)
         # Thumbnails, references and validation of arrived series; run by the process that
         # owns the index, so each series is processed once.
         self.series_jobs: SeriesJobs | None = None
         if migrate:
-            self.series_jobs = SeriesJobs(self.series_media)
+            # Each processed series is indexed again, with the series its references link.
+            self.series_jobs = SeriesJobs(self.series_media, on_processed=self.catalog.reindex)
             self.events.subscribe(SeriesArrived, self.series_jobs.on_series_arrived)
 
     @property

@@ -29,7 +29,12 @@ def test_unlink_then_delete_when_no_project_holds_it(platform: Platform) -> None
     keys = [f"dicom/{study}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm" for ds in series]
     a = frozenset({archive.projects.get("A").id})
     first = remove(
-        platform.engine, platform.store, study=study, projects=a, intents=platform.removal_intents
+        platform.engine,
+        platform.store,
+        study=study,
+        projects=a,
+        intents=platform.removal_intents,
+        results=platform.series_results,
     )
     assert (first.series_unlinked, first.series_deleted, first.instances_deleted) == (1, 0, 0)
     assert all(platform.store.exists(key) for key in keys)  # admin still holds it
@@ -40,6 +45,7 @@ def test_unlink_then_delete_when_no_project_holds_it(platform: Platform) -> None
         study=study,
         projects=None,
         intents=platform.removal_intents,
+        results=platform.series_results,
     )
     assert (second.series_deleted, second.instances_deleted) == (1, 3)
     assert not any(platform.store.exists(key) for key in keys)
@@ -64,6 +70,7 @@ def test_a_removal_interrupted_after_its_commit_is_finished_on_start(platform: P
         study=study,
         projects=None,
         intents=platform.removal_intents,
+        results=platform.series_results,
     )
     # What a crash between the commit and the file deletion leaves: files without rows and the
     # intent; an intent of a removal that rolled back names files whose rows still exist.

@@ -19,6 +19,12 @@ SPACING_MIN_MM: Final = 0.1
 SAME_POSITION_MM: Final = 1e-3
 ORIENTATION_DECIMALS: Final = 4
 _LISTED: Final = 10
+# How each finding starts: the catalog tells completeness findings among a validation's errors.
+MISSING_NUMBERS: Final = "missing instance numbers"
+MIXED_ORIENTATION: Final = "mixed orientation"
+DUPLICATE_POSITIONS: Final = "duplicate slice positions"
+SPACING_DEVIATES: Final = "slice spacing deviates"
+FINDINGS: Final = (MISSING_NUMBERS, MIXED_ORIENTATION, DUPLICATE_POSITIONS, SPACING_DEVIATES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +48,7 @@ def _instance_number_gaps(slices: Sequence[Slice]) -> list[str]:
     if len(numbers) < 2:
         return []
     missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
-    return [f"missing instance numbers: {_listed(missing)}"] if missing else []
+    return [f"{MISSING_NUMBERS}: {_listed(missing)}"] if missing else []
 
 
 def _mixed_orientation(slices: Sequence[Slice]) -> list[str]:
@@ -52,7 +58,7 @@ def _mixed_orientation(slices: Sequence[Slice]) -> list[str]:
         if s.orientation is not None
     }
     if len(found) > 1:
-        return [f"mixed orientation: {len(found)} different ImageOrientationPatient values"]
+        return [f"{MIXED_ORIENTATION}: {len(found)} different ImageOrientationPatient values"]
     return []
 
 
@@ -64,7 +70,7 @@ def _position_checks(slices: Sequence[Slice]) -> list[str]:
     )
     messages = []
     if duplicates:
-        messages.append(f"duplicate slice positions at {_listed(duplicates)} mm")
+        messages.append(f"{DUPLICATE_POSITIONS} at {_listed(duplicates)} mm")
     spacings = [
         (a, step) for a, step in zip(along, steps, strict=False) if step >= SAME_POSITION_MM
     ]
@@ -77,7 +83,7 @@ def _position_checks(slices: Sequence[Slice]) -> list[str]:
         if abs(step - median) > max(SPACING_TOLERANCE * median, SPACING_MIN_MM)
     ]
     if gaps:
-        messages.append(f"slice spacing deviates from the median {median:.2f} mm: {_listed(gaps)}")
+        messages.append(f"{SPACING_DEVIATES} from the median {median:.2f} mm: {_listed(gaps)}")
     return messages
 
 
@@ -90,4 +96,9 @@ def check_completeness(slices: Sequence[Slice]) -> Completeness:
     return Completeness(tuple(messages))
 
 
-__all__ = ["Completeness", "check_completeness"]
+def is_completeness_finding(message: str) -> bool:
+    """Whether a validation error is one of the findings above (not the validator's)."""
+    return message.startswith(FINDINGS)
+
+
+__all__ = ["FINDINGS", "Completeness", "check_completeness", "is_completeness_finding"]

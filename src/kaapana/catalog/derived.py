@@ -13,9 +13,10 @@ from typing import Final
 
 from pydicom.datadict import tag_for_keyword
 
+from kaapana.catalog.completeness import is_completeness_finding
 from kaapana.catalog.fields import FieldKindValues
 from kaapana.catalog.flatten import Document
-from kaapana.db.models import Patient, Series, Study
+from kaapana.db.models import Patient, Series, SeriesValidation, Study
 
 DerivedValue = str | float
 # The modalities whose labels live in their instances (one SEG or RTSTRUCT object each).
@@ -24,10 +25,13 @@ ANNOTATION_MODALITIES: Final = frozenset({"SEG", "RTSTRUCT"})
 
 @dataclass(frozen=True, slots=True)
 class SeriesFacts:
-    """What a derived field may look at: the index rows and the series' DICOM JSON.
+    """What a derived field may look at: the index rows, the series' DICOM JSON and what the
+    per-series jobs found.
 
     ``instances`` holds the instance-level JSON of annotation series (SEG, RTSTRUCT) only; other
     series have their instance-level values in ``document`` already, for search purposes.
+    ``referenced_by`` are the series referencing this one that share a project with it;
+    ``validation`` is None until the series is validated.
     """
 
     series: Series
@@ -35,6 +39,9 @@ class SeriesFacts:
     patient: Patient
     document: Document
     instances: Sequence[Document] = field(default_factory=tuple)
+    references: Sequence[str] = field(default_factory=tuple)
+    referenced_by: Sequence[str] = field(default_factory=tuple)
+    validation: SeriesValidation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +134,36 @@ def _annotation_labels(facts: SeriesFacts) -> list[DerivedValue]:
     return list(dict.fromkeys(labels))
 
 
+def _referenced_series(facts: SeriesFacts) -> list[DerivedValue]:
+    return list(facts.references)
+
+
+def _referenced_by(facts: SeriesFacts) -> list[DerivedValue]:
+    return list(facts.referenced_by)
+
+
+def _validation_status(facts: SeriesFacts) -> list[DerivedValue]:
+    return [facts.validation.status] if facts.validation else []
+
+
+def _validation_messages(facts: SeriesFacts) -> list[DerivedValue]:
+    if facts.validation is None:
+        return []
+    return [*facts.validation.errors, *facts.validation.warnings]
+
+
+def _completeness_messages(facts: SeriesFacts) -> list[DerivedValue]:
+    if facts.validation is None:
+        return []
+    return [message for message in facts.validation.errors if is_completeness_finding(message)]
+
+
+def _complete(facts: SeriesFacts) -> list[DerivedValue]:
+    if facts.validation is None:
+        return []
+    return ["false" if _completeness_messages(facts) else "true"]
+
+
 _K = FieldKindValues
 DERIVED_FIELDS: dict[str, DerivedField] = {
     entry.name: entry
@@ -160,6 +197,42 @@ DERIVED_FIELDS: dict[str, DerivedField] = {
             _K.text,
             "SEG segment labels and RTSTRUCT ROI names, from every instance of the series.",
             _annotation_labels,
+        ),
+        DerivedField(
+            "referenced_series",
+            _K.text,
+            "The SeriesInstanceUIDs a SEG, RTSTRUCT or SR series references, arrived or not.",
+            _referenced_series,
+        ),
+        DerivedField(
+            "referenced_by",
+            _K.text,
+            "The SeriesInstanceUIDs of the series (of a shared project) referencing this one.",
+            _referenced_by,
+        ),
+        DerivedField(
+            "validation_status",
+            _K.text,
+            "The series' validation: ok, warning or error; absent until validated.",
+            _validation_status,
+        ),
+        DerivedField(
+            "validation_messages",
+            _K.text,
+            "The validation's errors and warnings, completeness findings included.",
+            _validation_messages,
+        ),
+        DerivedField(
+            "complete",
+            _K.text,
+            "true when the completeness checks found nothing, else false; absent until validated.",
+            _complete,
+        ),
+        DerivedField(
+            "completeness_messages",
+            _K.text,
+            "What the completeness checks found (missing instance numbers, spacing gaps, ...).",
+            _completeness_messages,
         ),
     )
 }

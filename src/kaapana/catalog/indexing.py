@@ -9,13 +9,23 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Final
 
-from sqlalchemy import Engine, delete, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, delete, exists, insert, select
+from sqlalchemy.orm import Session, aliased
 
 from kaapana.catalog.derived import ANNOTATION_MODALITIES, DERIVED_FIELDS, SeriesFacts
 from kaapana.catalog.flatten import Document, FieldValue, distinct_values, flatten, typed_value
 from kaapana.db.engine import write_transaction
-from kaapana.db.models import Instance, Patient, Series, SeriesAttribute, SeriesText, Study
+from kaapana.db.models import (
+    Instance,
+    Patient,
+    Series,
+    SeriesAttribute,
+    SeriesProject,
+    SeriesReference,
+    SeriesText,
+    SeriesValidation,
+    Study,
+)
 
 BATCH: Final = 200
 # The attributes whose words free-text search finds (with annotation labels and project tags).
@@ -46,6 +56,39 @@ def text_document(values: Sequence[FieldValue]) -> str:
     return " ".join(words)
 
 
+def _references(session: Session, series_pks: Sequence[int]) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = defaultdict(list)
+    for series_pk, uid in session.execute(
+        select(SeriesReference.series_pk, SeriesReference.referenced_series_uid)
+        .where(SeriesReference.series_pk.in_(series_pks))
+        .order_by(SeriesReference.series_pk, SeriesReference.referenced_series_uid)
+    ):
+        found[series_pk].append(uid)
+    return found
+
+
+def _referenced_by(session: Session, series_pks: Sequence[int]) -> dict[int, list[str]]:
+    """The series referencing each one, if they share a project: the field's values are seen
+    by the project's members, and a series of a project they do not see is none of theirs."""
+    referencing = aliased(Series)
+    own, theirs = aliased(SeriesProject), aliased(SeriesProject)
+    shared = (
+        exists()
+        .where(own.series_pk == Series.id, theirs.series_pk == referencing.id)
+        .where(own.project_pk == theirs.project_pk)
+    )
+    found: dict[int, list[str]] = defaultdict(list)
+    for series_pk, uid in session.execute(
+        select(Series.id, referencing.series_instance_uid)
+        .join(SeriesReference, SeriesReference.referenced_series_uid == Series.series_instance_uid)
+        .join(referencing, referencing.id == SeriesReference.series_pk)
+        .where(Series.id.in_(series_pks), shared)
+        .order_by(Series.id, referencing.series_instance_uid)
+    ):
+        found[series_pk].append(uid)
+    return found
+
+
 def _facts(session: Session, series_pks: Sequence[int]) -> Iterator[SeriesFacts]:
     rows = session.execute(
         select(Series, Study, Patient)
@@ -62,9 +105,24 @@ def _facts(session: Session, series_pks: Sequence[int]) -> Iterator[SeriesFacts]
             )
         ):
             instances[series_pk].append(document)
+    references = _references(session, series_pks)
+    referenced_by = _referenced_by(session, series_pks)
+    validations = {
+        row.series_pk: row
+        for row in session.scalars(
+            select(SeriesValidation).where(SeriesValidation.series_pk.in_(series_pks))
+        )
+    }
     for series, study, patient in rows:
         yield SeriesFacts(
-            series, study, patient, series.metadata_json or {}, tuple(instances[series.id])
+            series,
+            study,
+            patient,
+            series.metadata_json or {},
+            tuple(instances[series.id]),
+            references=tuple(references[series.id]),
+            referenced_by=tuple(referenced_by[series.id]),
+            validation=validations.get(series.id),
         )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from kaapana.archive.deletion import Removal, remove_series
+from kaapana.archive.deletion import Removal, SeriesResults, remove_series
 from kaapana.auth.audit import Audit
 from kaapana.db.models import Project
 from kaapana.storage import ObjectStore
@@ -24,12 +24,14 @@ class SeriesDeletion:
         *,
         engine: Engine,
         store: ObjectStore,
+        results: SeriesResults,
         intents: Path,
         audit: Audit,
         flush: Callable[[], None],
     ) -> None:
         self._engine = engine
         self._store = store
+        self._results = results
         self._intents = intents
         self._audit = audit
         self._flush = flush
@@ -50,6 +52,7 @@ class SeriesDeletion:
             series=series_instance_uids,
             projects=frozenset({project.id}),
             intents=self._intents,
+            results=self._results,
         )
         self._audit.record(
             "series.delete",

@@ -1,15 +1,18 @@
 """The per-series work after ``SeriesArrived``: references, thumbnail, validation.
 
 :func:`process_arrived_series` is the work itself, free of threading, so a workflow can run it
-too. :class:`SeriesJobs` runs it off the series monitor's thread on a small pool with a bounded
-backlog: the event bus and the ingest path never wait for a thumbnail, a failure is logged with
-the SeriesInstanceUID and never raised into the bus, and ``close`` finishes what was queued.
-A series dropped because the backlog was full still gets its thumbnail and validation on first
-request.
+too; it answers which series' catalog rows its results change. :class:`SeriesJobs` runs it off
+the series monitor's thread on a small pool with a bounded backlog: the event bus and the ingest
+path never wait for a thumbnail, a failure is logged with the SeriesInstanceUID and never raised
+into the bus, and ``close`` finishes what was queued. A series dropped because the backlog was
+full still gets its thumbnail and validation on first request. After each series,
+``on_processed`` gets those series (the platform re-indexes them in the catalog), so this module
+needs no catalog.
 """
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
@@ -17,7 +20,7 @@ from typing import Final
 from sqlalchemy import Engine, select
 
 from kaapana.archive.events import SeriesArrived
-from kaapana.catalog.references import record_references, referencing_series
+from kaapana.catalog.references import record_references, referencing_series, stored_references
 from kaapana.catalog.thumbnails import make_series_thumbnail
 from kaapana.catalog.validation import validate_series
 from kaapana.db.engine import write_transaction
@@ -40,17 +43,25 @@ class SeriesMedia:
     dciodvfy_path: str
 
 
-def process_arrived_series(media: SeriesMedia, series_instance_uid: str) -> bool:
+def process_arrived_series(media: SeriesMedia, series_instance_uid: str) -> list[int]:
     """References, thumbnail and validation of one series, then the thumbnails of the series
-    that reference it (a SEG that came first gets its overlay now). False if it is gone."""
+    that reference it (a SEG that came first gets its overlay now).
+
+    Returns the pks of the series whose derived catalog fields changed: this one first, then
+    those that reference it and those it references (before and now); empty if it is gone.
+    """
     with write_transaction(media.engine) as session:
         series_pk = session.scalar(
             select(Series.id).where(Series.series_instance_uid == series_instance_uid)
         )
         if series_pk is None:
-            return False
-        record_references(session, series_pk)
+            return []
+        before = set(stored_references(session, series_pk))
+        linked = before | record_references(session, series_pk)
         dependants = [s.id for s in referencing_series(session, series_instance_uid)]
+        referenced = list(
+            session.scalars(select(Series.id).where(Series.series_instance_uid.in_(linked)))
+        )
     for pk in (series_pk, *dependants):
         make_series_thumbnail(
             engine=media.engine, store=media.store, results=media.results, series_pk=pk
@@ -61,7 +72,7 @@ def process_arrived_series(media: SeriesMedia, series_instance_uid: str) -> bool
         series_pk=series_pk,
         dciodvfy_path=media.dciodvfy_path,
     )
-    return True
+    return list(dict.fromkeys((series_pk, *dependants, *referenced)))
 
 
 class SeriesJobs:
@@ -73,12 +84,14 @@ class SeriesJobs:
         *,
         workers: int = DEFAULT_WORKERS,
         max_pending: int = DEFAULT_MAX_PENDING,
+        on_processed: Callable[[Sequence[int]], object] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"'workers' must be >= 1, got {workers}")
         if max_pending < 1:
             raise ValueError(f"'max_pending' must be >= 1, got {max_pending}")
         self._media = media
+        self._on_processed = on_processed
         self._max_pending = max_pending
         self._pending = 0
         self._idle = threading.Condition()
@@ -107,7 +120,9 @@ class SeriesJobs:
 
     def _run(self, series_instance_uid: str) -> None:
         try:
-            process_arrived_series(self._media, series_instance_uid)
+            changed = process_arrived_series(self._media, series_instance_uid)
+            if changed and self._on_processed is not None:
+                self._on_processed(changed)
         except Exception:  # the one boundary: a job's failure must not end the worker
             log.exception("processing arrived series %s failed", series_instance_uid)
         finally:

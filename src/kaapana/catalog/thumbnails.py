@@ -22,6 +22,7 @@ from pydicom.uid import EncapsulatedPDFStorage, SegmentationStorage
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from kaapana.archive.deletion import SeriesResults
 from kaapana.archive.frames import frame_count
 from kaapana.archive.rendering import render
 from kaapana.archive.visibility import ProjectScope
@@ -58,6 +59,11 @@ _ICON_INK: Final = (46, 52, 64)
 def thumbnail_key(series_instance_uid: str) -> str:
     """Where the thumbnail of a series lives in result storage."""
     return f"thumbnails/{series_instance_uid}.png"
+
+
+def thumbnail_results(results: ObjectStore) -> SeriesResults:
+    """The thumbnails as the result files a series removal deletes with the series."""
+    return SeriesResults(results, lambda series_instance_uid: (thumbnail_key(series_instance_uid),))
 
 
 def _read(store: ObjectStore, storage_key: str) -> Dataset:
@@ -263,4 +269,5 @@ __all__ = [
     "segment_colors",
     "series_thumbnail",
     "thumbnail_key",
+    "thumbnail_results",
 ]

@@ -51,6 +51,7 @@ def _delete(request: Request, context: DicomwebContext, study: str, series: str 
         series=series,
         projects=projects,
         intents=context.platform.removal_intents,
+        results=context.platform.series_results,
     )
     context.platform.auth.audit.record(
         "delete",
