@@ -45,7 +45,9 @@ class DaskExecutor:
                         n_workers=workers,
                         threads_per_worker=1,
                         processes=True,
-                        dashboard_address=None,
+                        # The scheduler's HTTP server (health, metrics) always starts; on a
+                        # port of its own, never Dask's 8787 that another cluster may hold.
+                        dashboard_address=":0",
                         host="127.0.0.1",
                     )
                     log.info("started a local Dask cluster of %d worker processes", workers)
