@@ -270,12 +270,12 @@ class DatasetPage(Page):
 
 __all__ = [
     "AuditFilters",
+    "AuditPage",
     "DashboardPage",
     "DatasetPage",
     "DatasetsPage",
-    "GalleryPage",
-    "AuditPage",
     "ErrorPage",
+    "GalleryPage",
     "HomePage",
     "Layout",
     "LoginPage",
