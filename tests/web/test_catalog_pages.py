@@ -89,7 +89,8 @@ def test_datasets_list_and_detail_escape_names_and_dicom_strings(web: TestClient
 def test_a_foreign_projects_dataset_stays_invisible(web: TestClient) -> None:
     csrf = login(web, "sci_b")
     answer = web.post(
-        "/api/v1/projects/B/datasets", json={"name": "b-only", "series": series_of(web, "B", csrf)},
+        "/api/v1/projects/B/datasets",
+        json={"name": "b-only", "series": series_of(web, "B", csrf)},
         headers=csrf,
     )
     assert answer.status_code == 201, answer.text
