@@ -82,7 +82,10 @@ async function draw() {
   const filters = readFilters();
   const described = describeFilters(filters);
   document.getElementById("dashboard-filter").textContent = described ? `Series with ${described}.` : "";
-  const body = { project, query: toQuery(filters), facets: CHARTS.map((c) => c.spec) };
+  // Numeric fields compare as numbers: the kinds come from field discovery.
+  const fields = await attempt(() => api("GET", `/api/v1/fields?${new URLSearchParams({ project })}`));
+  const kinds = new Map((fields ?? []).map((f) => [f.field, f.kind]));
+  const body = { project, query: toQuery(filters, kinds), facets: CHARTS.map((c) => c.spec) };
   const answer = await attempt(() => api("POST", "/api/v1/facets", body));
   if (!answer) return;
   for (const element of document.querySelectorAll("[data-total]")) {
