@@ -16,13 +16,13 @@ from playwright.sync_api import expect
 
 from kaapana.api import create_app
 from kaapana.auth.roles import RoleValues
-from kaapana.catalog import process_arrived_series
+from kaapana.catalog import parse_query, process_arrived_series
 from kaapana.config import Settings
 from kaapana.platform import Platform
 from kaapana.testing import ct_segmentation, ct_series, mr_series
 from tests.helpers import part10
 from tests.web import test_browser as shared
-from tests.web.conftest import HOSTILE_DESCRIPTION, HOSTILE_NAME, PASSWORD, serving
+from tests.web.conftest import ADMIN_PASSWORD, HOSTILE_DESCRIPTION, HOSTILE_NAME, PASSWORD, serving
 from tests.web.test_browser import CHROMIUM, Site, Watched, log_in, screenshot
 
 pytestmark = [
@@ -70,7 +70,9 @@ def populate_gallery(platform: Platform) -> None:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("gallery") / "data")
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("gallery") / "data", admin_password=ADMIN_PASSWORD
+    )
     with Platform(settings) as platform:
         populate_gallery(platform)
         app = create_app(settings, platform=platform)
@@ -119,6 +121,10 @@ def test_curate_a_cohort_in_the_gallery_and_chart_it(tab: Watched, site: Site) -
     expect(row.locator(".series-count")).to_have_text("2")
     row.get_by_role("link", name="ct cohort").click()
     expect(page.locator("main .series-card")).to_have_count(2)
+    page.get_by_label("Description").fill("thorax CT <b>both</b>")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#kp-messages")).to_have_text("Saved.")
+    expect(page.locator("#dataset-description")).to_have_text("thorax CT <b>both</b>")
 
     page.get_by_role("link", name="Dashboard").click()
     expect(page.locator("[data-total=series]")).to_have_text("4")
@@ -152,3 +158,21 @@ def test_curate_a_cohort_in_the_gallery_and_chart_it(tab: Watched, site: Site) -
     expect(page.locator("#selection-count")).to_have_text("0 selected")
     page.get_by_role("button", name="Select all results").click()
     expect(page.locator("#selection-count")).to_have_text("4 selected")
+
+
+def test_an_administrator_deletes_the_selected_series(tab: Watched, site: Site) -> None:
+    page = tab.page
+    page.goto("/login?next=/p/G/gallery%3Ff%3DModality%3ASEG")
+    log_in(page, "admin", ADMIN_PASSWORD)
+    cards = page.locator("#cards .series-card")
+    expect(cards).to_have_count(1)
+    uid = cards.first.get_attribute("data-uid")
+    cards.first.click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete series").click()
+    expect(page.locator("#kp-messages")).to_have_text("1 series deleted from G.")
+    expect(page.locator("#sentinel")).to_have_text("No series match.")
+    expect(cards).to_have_count(0)
+    g = site.platform.archive.projects.get("G")
+    found = site.platform.catalog.search(project_pk=g.id, query=parse_query(None), limit=10)
+    assert uid not in {hit.series_instance_uid for hit in found.items} and len(found.items) == 3
