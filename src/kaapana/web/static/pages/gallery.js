@@ -252,6 +252,8 @@ async function refresh() {
   state.anchor = null;
   cardsBox.replaceChildren();
   document.getElementById("group-toggle").checked = grouped();
+  const described = describeFilters(state.filters);
+  document.title = `Gallery${described ? ` (${described})` : ""} · kaapana`;
   await state.loading;
   renderFacets();
   loadWhileVisible();
@@ -432,5 +434,4 @@ window.addEventListener("popstate", () => {
 });
 
 initLayout();
-document.title = `Gallery${describeFilters(state.filters) ? ` (${describeFilters(state.filters)})` : ""} · kaapana`;
 setUpFieldFilter().then(refresh);
