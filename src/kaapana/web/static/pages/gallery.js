@@ -80,8 +80,9 @@ async function renderFacets() {
     values.delete(facet.field);
     requests.push(facets({ ...filters, values }, [facet.spec]).then((a) => ({ ...a, own: true })));
   }
+  const generation = state.generation;
   const answers = await attempt(() => Promise.all(requests));
-  if (!answers) return;
+  if (!answers || generation !== state.generation) return; // the filters changed meanwhile
   const [main] = answers;
   document.getElementById("result-count").textContent = `${main.counts.series} series`;
   const byField = new Map();
