@@ -116,6 +116,15 @@ def test_curate_a_cohort_in_the_gallery_and_chart_it(tab: Watched, site: Site) -
     g = site.platform.archive.projects.get("G")
     assert {t.tag: t.series for t in site.platform.catalog.tags(project_pk=g.id)} == {"reviewed": 2}
 
+    page.get_by_role("button", name="Clear selection").click()
+    cards.nth(1).click()
+    page.get_by_role("button", name="Remove from dataset").click()
+    expect(page.locator("#kp-messages")).to_have_text(
+        "1 series removed from ct cohort; it has 1 now."
+    )
+    page.get_by_role("button", name="Add to dataset").click()
+    expect(page.locator("#kp-messages")).to_have_text("1 series added to ct cohort; it has 2 now.")
+
     page.get_by_role("link", name="Datasets").click()
     row = page.locator("tr[data-dataset='ct cohort']")
     expect(row.locator(".series-count")).to_have_text("2")
