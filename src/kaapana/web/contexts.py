@@ -13,6 +13,7 @@ from kaapana.archive.browse import StudySummary
 from kaapana.archive.counts import ArchiveCounts
 from kaapana.auth.audit import AuditRecord
 from kaapana.auth.users import MembershipInfo
+from kaapana.catalog.datasets import DatasetInfo, DatasetMember
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,10 +217,65 @@ class SystemPage(Page):
     status: SystemStatus
 
 
+@dataclass(frozen=True, slots=True)
+class GalleryPage(Page):
+    """The series of a project as cards; the script searches, filters, selects and tags."""
+
+    template = "gallery.html"
+    module = "gallery"
+    title = "Gallery"
+    can_write: bool
+    can_delete: bool
+    datasets: list[str]
+
+    def client_data(self) -> dict[str, Any]:
+        return {
+            "project": self.layout.project if self.layout else None,
+            "canWrite": self.can_write,
+            "canDelete": self.can_delete,
+            "datasets": self.datasets,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardPage(Page):
+    """Counts and charts of a project's series, drawn by the script from ``/api/v1/facets``."""
+
+    template = "dashboard.html"
+    module = "dashboard"
+    title = "Dashboard"
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetsPage(Page):
+    template = "datasets.html"
+    module = "layout"
+    title = "Datasets"
+    rows: list[DatasetInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetPage(Page):
+    template = "dataset.html"
+    module = "dataset"
+    title = "Dataset"
+    dataset: DatasetInfo
+    members: list[DatasetMember]
+    paging: PageLinks
+    can_write: bool
+
+    def client_data(self) -> dict[str, Any]:
+        return {"project": self.dataset.project, "dataset": self.dataset.name}
+
+
 __all__ = [
     "AuditFilters",
     "AuditPage",
+    "DashboardPage",
+    "DatasetPage",
+    "DatasetsPage",
     "ErrorPage",
+    "GalleryPage",
     "HomePage",
     "Layout",
     "LoginPage",
