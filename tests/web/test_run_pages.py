@@ -2,22 +2,9 @@
 
 from fastapi.testclient import TestClient
 
-from kaapana.archive.browse import list_series, list_studies
-from kaapana.auth.projects import scope_of
 from kaapana.platform import Platform
 from kaapana.workflows.views import RunDetailView
-from tests.web.conftest import login
-
-
-def series_of(platform: Platform, project: str) -> list[str]:
-    scope = scope_of(platform.archive.projects.get(project))
-    return [
-        series.series_instance_uid
-        for study in list_studies(platform.engine, projects=scope).items
-        for series in list_series(
-            platform.engine, study_instance_uid=study.study_instance_uid, projects=scope
-        ).items
-    ]
+from tests.web.conftest import login, series_of
 
 
 def queued_run(web: TestClient, project: str, *, params: dict[str, object]) -> RunDetailView:

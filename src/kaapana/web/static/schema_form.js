@@ -125,13 +125,16 @@ class SchemaFields extends HTMLElement {
       const element = control(field, id, `${id}-help ${id}-error`);
       element.addEventListener("change", () => this.check(field));
       element.addEventListener("blur", () => this.check(field));
+      // While a message shows, it follows the typing, so it goes away as soon as the value is right.
+      element.addEventListener("input", () => error.textContent && this.check(field));
       this.elements.set(field.name, element);
       this.errors.set(field.name, error);
       const title = field.schema.title ?? field.name;
-      const label = field.kind === "boolean"
-        ? h("label", { class: "check" }, element, ` ${title}`)
-        : h("label", { for: id }, title, field.optional ? "" : " (required)", element);
-      return h("div", { class: "field" }, label, help, error);
+      if (field.kind === "boolean") {
+        return h("div", { class: "field" }, h("label", { class: "check" }, element, ` ${title}`), help, error);
+      }
+      const label = h("label", { for: id }, title, field.optional ? "" : " (required)");
+      return h("div", { class: "field" }, label, element, help, error);
     });
     this.replaceChildren(...(rows.length ? rows : [h("p", { class: "empty" }, "This workflow takes no parameters.")]));
   }

@@ -92,6 +92,9 @@ if (form) {
   for (const radio of form.querySelectorAll("input[name=input]")) {
     radio.addEventListener("change", () => showInput(radio.value));
   }
+  for (const id of ["input-dataset", "input-series", "input-query"]) {
+    document.getElementById(id).addEventListener("change", readInput);
+  }
   if (data.series.length) {
     document.getElementById("input-series").value = data.series.join("\n");
     showInput("series");
