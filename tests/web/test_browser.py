@@ -339,6 +339,11 @@ def test_a_workflow_runs_from_its_form_to_its_manifest(
         page.get_by_role("button", name="Start run").click()
         expect(page).to_have_url(re.compile(r"/workflows/series-metadata$"))  # nothing was sent
         indent.fill("2")
+        page.get_by_label("Series Instance UIDs", exact=True).check()
+        page.get_by_label("Series Instance UIDs, one a line").fill("1.2.3.999")
+        page.get_by_role("button", name="Start run").click()  # the server refuses the UID
+        expect(page.locator("#input-error")).to_contain_text("1.2.3.999")
+        page.get_by_label("a dataset").check()
         page.get_by_label("Dataset", exact=True).select_option("cohort")
         expect(error).to_have_text("")
         expect(page.locator("#input-error")).to_have_text("")
