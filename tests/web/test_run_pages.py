@@ -1,10 +1,15 @@
 """Workflow and run pages through the real app: access, scoping, escaping, the home page's runs."""
 
+from collections.abc import Callable
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
+from kaapana.api import create_app
+from kaapana.config import Settings
 from kaapana.platform import Platform
 from kaapana.workflows.views import RunDetailView
-from tests.web.conftest import login, series_of
+from tests.web.conftest import ADMIN_PASSWORD, login, populate, series_of
 
 
 def queued_run(web: TestClient, project: str, *, params: dict[str, object]) -> RunDetailView:
@@ -70,3 +75,25 @@ def test_the_home_page_lists_the_projects_running_runs(web: TestClient) -> None:
     assert "No running workflows." not in home
     login(web, "sci_ab")
     assert f"/runs/{run.id}" not in web.get("/p/B/").text
+
+
+def test_administrators_see_the_sources_that_failed_to_load(
+    make_settings: Callable[..., Settings], database_url: str | None, tmp_path: Path
+) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "broken.py").write_text('raise RuntimeError("<b>no such scanner</b>")\n')
+    settings = make_settings(
+        admin_password=ADMIN_PASSWORD, database_url=database_url, plugins_dir=plugins
+    )
+    with Platform(settings) as platform:
+        populate(platform)
+        with TestClient(create_app(settings, platform=platform)) as web:
+            login(web, "admin", ADMIN_PASSWORD)
+            page = web.get("/p/admin/workflows").text
+            assert "Sources that failed to load" in page
+            assert "broken.py" in page
+            assert "&lt;b&gt;no such scanner&lt;/b&gt;" in page
+            assert "<b>no such" not in page
+            login(web, "sci_a")
+            assert "Sources that failed to load" not in web.get("/p/A/workflows").text
