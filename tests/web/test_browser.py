@@ -336,6 +336,7 @@ def test_a_workflow_runs_from_its_form_to_its_manifest(
         error = page.locator("#param-indent-error")
         expect(error).to_have_text("must be at most 8")
         expect(indent).to_have_attribute("aria-invalid", "true")
+        screenshot(page, "workflow-form")
         page.get_by_role("button", name="Start run").click()
         expect(page).to_have_url(re.compile(r"/workflows/series-metadata$"))  # nothing was sent
         indent.fill("2")
@@ -347,7 +348,6 @@ def test_a_workflow_runs_from_its_form_to_its_manifest(
         page.get_by_label("Dataset", exact=True).select_option("cohort")
         expect(error).to_have_text("")
         expect(page.locator("#input-error")).to_have_text("")
-        screenshot(page, "workflow-form")
         page.get_by_role("button", name="Start run").click()
         page.wait_for_url(re.compile(r"/p/A/runs/\d+$"))
         expect(page.locator("#run-state")).to_have_text("succeeded", timeout=120_000)
