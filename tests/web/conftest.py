@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from kaapana.api import create_app
+from kaapana.archive.browse import list_series, list_studies
+from kaapana.auth.projects import scope_of
 from kaapana.auth.roles import RoleValues
 from kaapana.config import Settings
 from kaapana.platform import Platform
@@ -95,3 +97,15 @@ def serving(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def series_of(platform: Platform, project: str) -> list[str]:
+    """The Series Instance UIDs the project sees, study by study."""
+    scope = scope_of(platform.archive.projects.get(project))
+    return [
+        series.series_instance_uid
+        for study in list_studies(platform.engine, projects=scope).items
+        for series in list_series(
+            platform.engine, study_instance_uid=study.study_instance_uid, projects=scope
+        ).items
+    ]

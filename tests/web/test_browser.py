@@ -7,9 +7,11 @@ With ``KAAPANA_SCREENSHOTS=<folder>`` the main pages are saved there as PNG file
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from distributed import LocalCluster
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
 from pynetdicom import AE
@@ -28,6 +30,7 @@ from tests.web.conftest import (
     HOSTILE_NAME,
     PASSWORD,
     populate,
+    series_of,
     serving,
 )
 
@@ -111,14 +114,21 @@ class Watched:
             self.problems.append(message.text)
 
 
-@pytest.fixture
-def tab(browser: Browser, site: Site) -> Iterator[Watched]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=site.url)
+@contextmanager
+def watched_tab(browser: Browser, url: str) -> Iterator[Watched]:
+    """A fresh browser context on ``url``; it fails the test on dialogs and script problems."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=url)
     watched = Watched(context.new_page())
     yield watched
     context.close()
     assert watched.dialogs == []
     assert watched.problems == []
+
+
+@pytest.fixture
+def tab(browser: Browser, site: Site) -> Iterator[Watched]:
+    with watched_tab(browser, site.url) as watched:
+        yield watched
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -282,3 +292,77 @@ def test_audit_lists_the_login_home_shows_counts_and_logout_ends_it(tab: Watched
     page.wait_for_url("**/login")
     page.goto("/p/A/")
     assert page.url.endswith("/login?next=/p/A/")
+
+
+@pytest.fixture(scope="module")
+def workflow_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A site whose runs execute on a real Dask cluster; project A has a dataset ``cohort``."""
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",  # any free port: another cluster may hold the default one
+        host="127.0.0.1",
+    ) as cluster:
+        settings = Settings(
+            data_dir=tmp_path_factory.mktemp("workflows") / "data",
+            admin_password=ADMIN_PASSWORD,
+            dask_scheduler=cluster.scheduler_address,
+            workflow_entry_points=False,
+        )
+        with Platform(settings) as platform:
+            populate(platform)
+            project = platform.archive.projects.get("A")
+            uids = series_of(platform, "A")
+            platform.datasets.create(project, "cohort", series_instance_uids=uids, actor="admin")
+            app = create_app(settings, platform=platform)
+            with TestClient(app), serving(app) as url:
+                yield Site(url, platform)
+
+
+def test_a_workflow_runs_from_its_form_to_its_manifest(
+    browser: Browser, workflow_site: Site
+) -> None:
+    with watched_tab(browser, workflow_site.url) as tab:
+        page = tab.page
+        page.goto("/login?next=/p/A/")
+        log_in(page, "sci_a", PASSWORD)
+        page.get_by_role("link", name="Workflows").click()
+        page.get_by_role("link", name="series-metadata").click()
+        page.wait_for_url("**/p/A/workflows/series-metadata")
+        indent = page.get_by_label("Indent", exact=True)
+        indent.fill("9")
+        indent.press("Tab")
+        error = page.locator("#param-indent-error")
+        expect(error).to_have_text("must be at most 8")
+        expect(indent).to_have_attribute("aria-invalid", "true")
+        screenshot(page, "workflow-form")
+        page.get_by_role("button", name="Start run").click()
+        expect(page).to_have_url(re.compile(r"/workflows/series-metadata$"))  # nothing was sent
+        indent.fill("2")
+        page.get_by_label("Series Instance UIDs", exact=True).check()
+        page.get_by_label("Series Instance UIDs, one a line").fill("1.2.3.999")
+        page.get_by_role("button", name="Start run").click()  # the server refuses the UID
+        expect(page.locator("#input-error")).to_contain_text("1.2.3.999")
+        page.get_by_label("a dataset").check()
+        page.get_by_label("Dataset", exact=True).select_option("cohort")
+        expect(error).to_have_text("")
+        expect(page.locator("#input-error")).to_have_text("")
+        page.get_by_role("button", name="Start run").click()
+        page.wait_for_url(re.compile(r"/p/A/runs/\d+$"))
+        expect(page.locator("#run-state")).to_have_text("succeeded", timeout=120_000)
+        expect(page.locator("kp-run-dag svg g.dag-node")).to_have_count(1)
+        expect(page.locator("#task-rows tr")).to_have_count(2)  # the CT and the MR series
+        expect(page.locator("#task-rows")).not_to_contain_text("running")
+        page.locator("#task-rows [data-log]").first.click()
+        expect(page.locator("#log-text")).to_contain_text("wrote series.json with 2 files")
+        manifest = page.locator("#manifest")
+        expect(manifest).to_contain_text('"definition_hash"')
+        expect(manifest).to_contain_text('"indent": 2')
+        expect(page.locator("#artifacts")).to_contain_text("manifest.json")
+        expect(page.get_by_role("button", name="Rerun")).to_be_visible()
+        expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
+        screenshot(page, "run")
+        page.get_by_role("link", name="Runs", exact=True).click()
+        expect(page.locator("#run-rows")).to_contain_text("succeeded")
+        expect(page.locator("#run-rows")).to_contain_text("2/2")

@@ -5,7 +5,7 @@ A page is a frozen dataclass naming its ``template`` and its ES ``module`` (unde
 ``page.<field>`` only, so a renamed field fails in tests, not silently in a browser.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from kaapana.api.routes.system import SystemStatus
@@ -14,6 +14,7 @@ from kaapana.archive.counts import ArchiveCounts
 from kaapana.auth.audit import AuditRecord
 from kaapana.auth.users import MembershipInfo
 from kaapana.catalog.datasets import DatasetInfo, DatasetMember
+from kaapana.workflows.views import LoadErrorView, RunDetailView, RunView, WorkflowView
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ class HomePage(Page):
     title = "Home"
     counts: ArchiveCounts
     recent: list[StudySummary]
+    active_runs: list[RunView] = field(default_factory=list)  # queued and running, newest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +270,66 @@ class DatasetPage(Page):
         return {"project": self.dataset.project, "dataset": self.dataset.name}
 
 
+@dataclass(frozen=True, slots=True)
+class WorkflowsPage(Page):
+    template = "workflows.html"
+    module = "layout"
+    title = "Workflows"
+    workflows: list[WorkflowView]
+    load_errors: list[LoadErrorView]  # shown to administrators only
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowFormPage(Page):
+    """The execution form; the script builds the parameter fields from the JSON Schema."""
+
+    template = "workflow_form.html"
+    module = "workflow_form"
+    title = "Run a workflow"
+    workflow: WorkflowView
+    can_write: bool
+    series: list[str]  # preselected by ``?series=uid1,uid2`` (the gallery links here)
+    dataset: str  # preselected by ``?dataset=name``
+
+    def client_data(self) -> dict[str, Any]:
+        return {
+            "project": self.layout.project if self.layout else None,
+            "workflow": self.workflow.name,
+            "schema": self.workflow.parameters_schema,
+            "series": self.series,
+            "dataset": self.dataset,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunsPage(Page):
+    template = "runs.html"
+    module = "runs"
+    title = "Runs"
+    runs: list[RunView]
+
+    def client_data(self) -> dict[str, Any]:
+        return {"project": self.layout.project if self.layout else None, "limit": len(self.runs)}
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage(Page):
+    """One run; the script polls it and draws the DAG, tasks, logs, artifacts and manifest."""
+
+    template = "run.html"
+    module = "run"
+    title = "Run"
+    run: RunDetailView
+    can_write: bool
+
+    def client_data(self) -> dict[str, Any]:
+        return {
+            "project": self.layout.project if self.layout else None,
+            "run": self.run.id,
+            "canWrite": self.can_write,
+        }
+
+
 __all__ = [
     "AuditFilters",
     "AuditPage",
@@ -288,10 +350,14 @@ __all__ = [
     "ProjectLink",
     "ProjectRow",
     "ProjectsAdminPage",
+    "RunPage",
+    "RunsPage",
     "StudiesPage",
     "SystemPage",
     "TokenRow",
     "TokensPage",
     "UserRow",
     "UsersAdminPage",
+    "WorkflowFormPage",
+    "WorkflowsPage",
 ]

@@ -12,11 +12,13 @@ from kaapana.archive.counts import count_archive
 from kaapana.auth.projects import scope_of
 from kaapana.web.contexts import HomePage, PageLinks, StudiesPage
 from kaapana.web.deps import PagePrincipal, RendererDep, layout_for, page_project
+from kaapana.workflows.states import ACTIVE_RUN_STATES
 
 router = APIRouter(prefix="/p/{project}", include_in_schema=False)
 ProjectName = Annotated[str, Path(max_length=64)]
 RECENT_STUDIES = 8
 STUDIES_PER_PAGE = 50
+RECENT_RUNS = 100  # the queued and running ones among these are shown
 
 
 @router.get("/")
@@ -28,6 +30,11 @@ def home(
         layout=layout_for(platform, principal, section="home", project=project),
         counts=count_archive(platform.engine, projects=scope),
         recent=list_studies(platform.engine, projects=scope, limit=RECENT_STUDIES).items,
+        active_runs=[
+            run
+            for run in platform.workflows.list_runs(scope=scope, limit=RECENT_RUNS)
+            if run.state in ACTIVE_RUN_STATES
+        ],
     )
     return renderer.response(page)
 

@@ -5,9 +5,10 @@ const CSRF_COOKIE = "kaapana_csrf";
 const SAFE_METHODS = new Set(["GET", "HEAD"]);
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, body = null) {
     super(message);
     this.status = status;
+    this.body = body; // the whole error body, for pages that place field errors themselves
   }
 }
 
@@ -39,7 +40,7 @@ export async function api(method, path, body) {
   });
   if (response.status === 204) return null;
   const data = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, describe(response.status, data));
+  if (!response.ok) throw new ApiError(response.status, describe(response.status, data), data);
   return data;
 }
 
