@@ -10,7 +10,7 @@ import fcntl
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -180,13 +180,20 @@ class Engine:
         query: dict[str, Any] | None = None,
         created_by: str = "",
         start: bool = True,
+        authorize: Callable[[int, str], None] | None = None,
     ) -> RunDetailView:
         """Check everything, then create the run and its tasks; nothing starts on bad input.
 
         ``start=False`` only records the run, for the process that schedules (``kaapana serve``).
+        ``authorize(project_pk, name)`` is called for every other project the run stores into
+        (parameters named by the workflow's ``project_params``) and raises if the caller may not.
         """
         definition = self.registry.get(workflow)
         checked = definition.validate_params(params or {})
+        for name in dict.fromkeys(checked[p] for p in definition.project_params if checked[p]):
+            target = self._archive.projects.get(name)
+            if authorize is not None and target.id != project_pk:
+                authorize(target.id, name)
         with write_transaction(self._engine) as session:
             pks = select_inputs(
                 session,
@@ -195,6 +202,7 @@ class Engine:
                 series=series,
                 query=query,
                 select_series=self._select_series,
+                needs_series=definition.needs_series,
             )
             run = create_run(
                 session,
@@ -229,7 +237,7 @@ class Engine:
                     .order_by(RunInput.position)
                 )
             )
-            if not pks:
+            if not pks and definition.needs_series:
                 raise InvalidInput(f"the inputs of run {run_id} are no longer in the archive")
             run = create_run(
                 session,

@@ -74,9 +74,13 @@ def collect(
         data = (final_out / relative).read_bytes()
         name = f"{relative_out.as_posix()}/{relative}"
         collected.artifacts.append(put_artifact(results, ctx.run_id, name, data))
-    dicom_paths = [final_out / r["path"] for r in records if r["kind"] == "dicom"]
-    if dicom_paths:
-        collected.dicom = _store_dicom(ctx, archive, dicom_paths, project_pk)
+    by_project: dict[str | None, list[Path]] = {}
+    for record in records:
+        if record["kind"] == "dicom":
+            by_project.setdefault(record.get("project"), []).append(final_out / record["path"])
+    for project, paths in by_project.items():
+        target_pk = project_pk if project is None else archive.projects.get(project).id
+        collected.dicom += _store_dicom(ctx, archive, paths, target_pk)
     return collected
 
 

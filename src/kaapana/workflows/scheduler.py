@@ -346,6 +346,7 @@ class Scheduler:
             per_series=step.mode is ModeValues.per_series,
             log_path=self._workspace.log_path(run.id, task.id, task.attempts),
             shared_dirs=(self._workspace.root, self._settings.resolved_storage_dir),
+            secrets_dir=self._settings.data_dir.resolve() / "secrets",
         )
         attempt = task.attempts
         task_id = task.id

@@ -73,6 +73,9 @@ def create_run(
         series=body.series,
         query=body.query,
         created_by=principal.username,
+        authorize=lambda pk, name: principal.require(
+            pk, PermissionValues.write, what=f"project {name!r}"
+        ),
     )
     _audit(platform, request, principal, "run.create", run)
     return run
