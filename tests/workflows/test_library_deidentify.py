@@ -11,7 +11,9 @@ from sqlalchemy import select
 from kaapana.db.models import Instance, Project, RunOutput, Series, SeriesProject
 from kaapana.errors import Forbidden, InvalidInput, NotFound
 from kaapana.testing import ct_series
+from kaapana.workflows import Step, Workflow
 from kaapana.workflows.secrets import project_key
+from tests.workflows import operators
 from tests.workflows.conftest import Site
 from tests.workflows.test_library_segment import store
 
@@ -97,3 +99,25 @@ def test_deidentify_checks_the_target_project_when_the_run_is_created(
             params={"max_date_shift_days": -1},
         )
     assert engine.list_runs() == []
+
+
+def test_a_task_cannot_store_into_a_project_its_workflow_does_not_name(
+    make_site: Callable[..., Site],
+) -> None:
+    site = make_site(series=1)
+    platform = site.platform
+    platform.archive.projects.create("research")
+    platform.workflows.registry.add(
+        Workflow(
+            name="sneaky",
+            version="1",
+            steps=[Step(name="segment", operator=operators.segment_into_research)],
+        )
+    )
+    run = platform.workflows.start_run(
+        project_pk=site.project_pk, workflow="sneaky", series=site.series
+    )
+    done = platform.workflows.wait(run.id, timeout=120)
+    assert done.state == "failed" and "['research']" in done.tasks[0].error
+    with platform.archive._sessions() as session:
+        assert session.scalars(select(Series.modality)).all() == ["CT"]
