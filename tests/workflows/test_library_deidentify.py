@@ -99,6 +99,16 @@ def test_deidentify_checks_the_target_project_when_the_run_is_created(
             params={"max_date_shift_days": -1},
         )
     assert engine.list_runs() == []
+    recorded = engine.start_run(
+        project_pk=site.project_pk,
+        workflow="de-identify",
+        series=site.series,
+        params={"target_project": "research"},
+        start=False,
+    )
+    with pytest.raises(Forbidden, match="research"):
+        engine.rerun(recorded.id, authorize=refuse, start=False)
+    assert [run.id for run in engine.list_runs()] == [recorded.id]
 
 
 def test_a_task_cannot_store_into_a_project_its_workflow_does_not_name(

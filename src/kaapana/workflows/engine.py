@@ -190,10 +190,7 @@ class Engine:
         """
         definition = self.registry.get(workflow)
         checked = definition.validate_params(params or {})
-        for name in dict.fromkeys(checked[p] for p in definition.project_params if checked[p]):
-            target = self._archive.projects.get(name)
-            if authorize is not None and target.id != project_pk:
-                authorize(target.id, name)
+        self._authorize_projects(definition, checked, project_pk, authorize)
         with write_transaction(self._engine) as session:
             pks = select_inputs(
                 session,
@@ -216,10 +213,30 @@ class Engine:
         self._schedule(start)
         return self.get_run(run_id)
 
+    def _authorize_projects(
+        self,
+        definition: Workflow,
+        params: dict[str, Any],
+        project_pk: int,
+        authorize: Callable[[int, str], None] | None,
+    ) -> None:
+        """Each other project the run stores into exists, and the caller may write there."""
+        for name in dict.fromkeys(params[p] for p in definition.project_params if params[p]):
+            target = self._archive.projects.get(name)
+            if authorize is not None and target.id != project_pk:
+                authorize(target.id, name)
+
     def rerun(
-        self, run_id: int, *, created_by: str = "", scope: ProjectScope = None, start: bool = True
+        self,
+        run_id: int,
+        *,
+        created_by: str = "",
+        scope: ProjectScope = None,
+        start: bool = True,
+        authorize: Callable[[int, str], None] | None = None,
     ) -> RunDetailView:
-        """The same workflow version on the same inputs with the same parameters."""
+        """The same workflow version on the same inputs with the same parameters (``authorize``
+        as for ``start_run``)."""
         original = self.get_run(run_id, scope=scope)
         definition = self.registry.get(original.workflow)
         if definition.definition_hash != original.definition_hash:
@@ -229,6 +246,7 @@ class Engine:
                 f"version {original.version} is now {definition.version}); a rerun needs the "
                 "same definition"
             )
+        self._authorize_projects(definition, original.params, original.project_pk, authorize)
         with write_transaction(self._engine) as session:
             pks = list(
                 session.scalars(
