@@ -132,3 +132,16 @@ def test_bad_run_requests_are_clear_errors(api: Api) -> None:
     assert create(workflow="series-metadata", project="B", series=api.series, who="sci_b")[0] == 404
     assert api.call("GET", "/runs/999").status_code == 404
     assert api.call("GET", "/runs").json() == []
+
+
+def test_a_run_storing_into_another_project_needs_access_there(api: Api) -> None:
+    body = {"workflow": "de-identify", "project": "A", "dataset": "cohort"}
+    unseen = api.call("POST", "/runs", json={**body, "params": {"target_project": "B"}})
+    assert unseen.status_code == 404  # sci_a does not see B: as for any project it cannot see
+    missing = api.call("POST", "/runs", json={**body, "params": {"target_project": "C"}})
+    assert missing.status_code == 404
+    assert api.call("GET", "/runs").json() == []
+    created = api.call("POST", "/runs", json={**body, "params": {"target_project": "A"}})
+    assert created.status_code == 201
+    done = api.platform.workflows.wait(created.json()["id"], timeout=120)
+    assert done.state == "succeeded", done

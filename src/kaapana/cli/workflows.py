@@ -119,7 +119,8 @@ def run_command(
     ] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Start a workflow on a dataset or on series; parameters are checked before anything runs."""
+    """Start a workflow on a dataset or on series (an import such as import-nifti needs neither);
+    parameters are checked before anything runs."""
     with platform_of(ctx) as platform:
         project_pk = platform.archive.projects.get(project).id
         run = platform.workflows.start_run(

@@ -60,6 +60,8 @@ class TaskContext:
     log_path: Path
     shared_dirs: tuple[Path, ...] = ()
     """Folders the input links point into (work and storage); mounted read-only in containers."""
+    secrets_dir: Path | None = None
+    """The installation's secrets folder (``<data dir>/secrets``), for per-project keys."""
 
     @property
     def batch_dir(self) -> Path:
@@ -115,11 +117,12 @@ class TaskContext:
         temp.write_text(json.dumps({"progress": fraction}))
         temp.replace(self.control_dir / PROGRESS_FILE)
 
-    def store_dicom(self, paths: list[Path] | list[str]) -> None:
+    def store_dicom(self, paths: list[Path] | list[str], *, project: str | None = None) -> None:
         """Store these Part 10 files (inside the output folder) into the archive, in the run's
-        project, linked to the run and the task's series, once the task succeeded."""
+        project (or ``project``, which the run was authorised to write when it was created),
+        linked to the run and the task's series, once the task succeeded."""
         for path in paths:
-            self._record("dicom", self._relative(Path(path)))
+            self._record("dicom", self._relative(Path(path)), project=project)
 
     def add_artifact(self, path: Path | str) -> None:
         """Keep this file (inside the output folder) in result storage as an artifact."""
@@ -137,8 +140,11 @@ class TaskContext:
             raise InvalidInput(f"result {path} is not a file")
         return relative.as_posix()
 
-    def _record(self, kind: str, relative: str) -> None:
-        line = json.dumps({"kind": kind, "path": relative}) + "\n"
+    def _record(self, kind: str, relative: str, *, project: str | None = None) -> None:
+        record = {"kind": kind, "path": relative}
+        if project is not None:
+            record["project"] = project
+        line = json.dumps(record) + "\n"
         with (self.control_dir / RESULTS_FILE).open("a") as results:
             results.write(line)
             results.flush()

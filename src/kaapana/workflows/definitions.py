@@ -208,7 +208,12 @@ class Workflow:
         description: str = "",
         parameters: type[BaseModel] = NoParameters,
         max_parallel: int | None = None,
+        needs_series: bool = True,
+        project_params: Sequence[str] = (),
     ) -> None:
+        """``needs_series=False``: a workflow of per-run steps only (an import) may run without
+        input series. ``project_params`` name parameters holding projects the run stores into
+        besides its own; creating the run needs write access there too."""
         self.name = check_name("name", name)
         if not isinstance(version, str) or not version.strip() or len(version) > 64:
             raise InvalidInput(f"'version' must be a string of 1-64 characters, got {version!r}")
@@ -221,6 +226,15 @@ class Workflow:
             raise InvalidInput(f"'max_parallel' must be >= 1, got {max_parallel}")
         self.max_parallel = max_parallel
         self.steps: dict[str, Step] = _check_graph(name, steps)
+        if not needs_series and any(s.mode is ModeValues.per_series for s in steps):
+            raise InvalidInput(
+                f"workflow {name!r} has per-series steps, so it cannot run without series"
+            )
+        self.needs_series = needs_series
+        unknown = [p for p in project_params if p not in parameters.model_fields]
+        if unknown:
+            raise InvalidInput(f"'project_params' names unknown parameters {unknown}")
+        self.project_params = tuple(project_params)
 
     @cached_property
     def order(self) -> list[str]:

@@ -10,7 +10,7 @@ import fcntl
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -180,13 +180,17 @@ class Engine:
         query: dict[str, Any] | None = None,
         created_by: str = "",
         start: bool = True,
+        authorize: Callable[[int, str], None] | None = None,
     ) -> RunDetailView:
         """Check everything, then create the run and its tasks; nothing starts on bad input.
 
         ``start=False`` only records the run, for the process that schedules (``kaapana serve``).
+        ``authorize(project_pk, name)`` is called for every other project the run stores into
+        (parameters named by the workflow's ``project_params``) and raises if the caller may not.
         """
         definition = self.registry.get(workflow)
         checked = definition.validate_params(params or {})
+        self._authorize_projects(definition, checked, project_pk, authorize)
         with write_transaction(self._engine) as session:
             pks = select_inputs(
                 session,
@@ -195,6 +199,7 @@ class Engine:
                 series=series,
                 query=query,
                 select_series=self._select_series,
+                needs_series=definition.needs_series,
             )
             run = create_run(
                 session,
@@ -208,10 +213,30 @@ class Engine:
         self._schedule(start)
         return self.get_run(run_id)
 
+    def _authorize_projects(
+        self,
+        definition: Workflow,
+        params: dict[str, Any],
+        project_pk: int,
+        authorize: Callable[[int, str], None] | None,
+    ) -> None:
+        """Each other project the run stores into exists, and the caller may write there."""
+        for name in dict.fromkeys(params[p] for p in definition.project_params if params[p]):
+            target = self._archive.projects.get(name)
+            if authorize is not None and target.id != project_pk:
+                authorize(target.id, name)
+
     def rerun(
-        self, run_id: int, *, created_by: str = "", scope: ProjectScope = None, start: bool = True
+        self,
+        run_id: int,
+        *,
+        created_by: str = "",
+        scope: ProjectScope = None,
+        start: bool = True,
+        authorize: Callable[[int, str], None] | None = None,
     ) -> RunDetailView:
-        """The same workflow version on the same inputs with the same parameters."""
+        """The same workflow version on the same inputs with the same parameters (``authorize``
+        as for ``start_run``)."""
         original = self.get_run(run_id, scope=scope)
         definition = self.registry.get(original.workflow)
         if definition.definition_hash != original.definition_hash:
@@ -221,6 +246,7 @@ class Engine:
                 f"version {original.version} is now {definition.version}); a rerun needs the "
                 "same definition"
             )
+        self._authorize_projects(definition, original.params, original.project_pk, authorize)
         with write_transaction(self._engine) as session:
             pks = list(
                 session.scalars(
@@ -229,7 +255,7 @@ class Engine:
                     .order_by(RunInput.position)
                 )
             )
-            if not pks:
+            if not pks and definition.needs_series:
                 raise InvalidInput(f"the inputs of run {run_id} are no longer in the archive")
             run = create_run(
                 session,

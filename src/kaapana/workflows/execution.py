@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
+from kaapana.errors import KaapanaError
 from kaapana.workflows.context import BATCH_NAME, CANCEL_FILE, TaskContext
 from kaapana.workflows.definitions import (
     CommandOperator,
@@ -39,6 +40,8 @@ _PR_SET_PDEATHSIG = 1
 _KILL_GRACE = 2.0
 _WATCH_INTERVAL = 0.05
 CONTAINER_WORKFLOW_DIR = "/data"
+ERROR_FILE = "error.txt"
+"""Where a Python operator's exception message goes (the control folder), for the task's error."""
 
 
 class EndValues(StrEnum):
@@ -98,7 +101,7 @@ def prepare_outputs(ctx: TaskContext) -> None:
         shutil.rmtree(ctx.output_dir)
     ctx.output_dir.mkdir(parents=True)
     ctx.control_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("results.jsonl", "progress.json"):
+    for stale in ("results.jsonl", "progress.json", ERROR_FILE):
         (ctx.control_dir / stale).unlink(missing_ok=True)
 
 
@@ -143,7 +146,7 @@ def execute(ctx: TaskContext, step: Step) -> TaskOutcome:
             log.write(f"\nkaapana: exit code {code}\n".encode())
     error = {
         EndValues.succeeded: "",
-        EndValues.failed: f"exit code {code}",
+        EndValues.failed: _operator_error(ctx) or f"exit code {code}",
         EndValues.timeout: f"timeout after {timeout} s",
         EndValues.canceled: "canceled",
     }[end]
@@ -167,12 +170,24 @@ def _fork_python(ctx: TaskContext, operator: PythonOperator, log_fd: int) -> int
         os.chdir(ctx.workflow_dir)
         operator.func(ctx)
         code = 0
-    except BaseException:
+    except BaseException as exc:
         traceback.print_exc()
+        # The task's error: a platform error's own message (it names the field or the value),
+        # otherwise the exception's type and message; the traceback stays in the log.
+        detail = exc.detail if isinstance(exc, KaapanaError) else f"{type(exc).__name__}: {exc}"
+        with contextlib.suppress(OSError):
+            (ctx.control_dir / ERROR_FILE).write_text(detail[:4000])
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _operator_error(ctx: TaskContext) -> str:
+    try:
+        return (ctx.control_dir / ERROR_FILE).read_text().strip()
+    except OSError:
+        return ""
 
 
 def _waitpid(pid: int) -> Callable[[], int | None]:

@@ -1,6 +1,9 @@
 """Built-in workflows, registered through the same path as any plugin's."""
 
+import importlib
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,4 +60,18 @@ def builtin_workflows() -> list[Workflow]:
     ]
 
 
-__all__ = ["builtin_workflows", "noop", "series_metadata"]
+BUILTIN_MODULES = ("deidentify", "nifti", "segmentation", "import_nifti")
+"""Modules of ``kaapana.workflows.builtin`` with the operator workflows (``WORKFLOWS``)."""
+
+
+def _module_workflows(module: str) -> list[Workflow]:
+    return list(importlib.import_module(f"kaapana.workflows.builtin.{module}").WORKFLOWS)
+
+
+def builtin_library() -> list[tuple[str, Callable[[], list[Workflow]]]]:
+    """The operator workflows as separate sources: one whose libraries are missing (the
+    ``workflows`` extra) is a load error of its own, and the rest still load."""
+    return [(f"builtin {m}", partial(_module_workflows, m)) for m in BUILTIN_MODULES]
+
+
+__all__ = ["BUILTIN_MODULES", "builtin_library", "builtin_workflows", "noop", "series_metadata"]

@@ -21,7 +21,7 @@ import cloudpickle
 from kaapana.config import Settings
 from kaapana.errors import NotFound
 from kaapana.workflows.definitions import Workflow
-from kaapana.workflows.library import builtin_workflows
+from kaapana.workflows.library import builtin_library, builtin_workflows
 from kaapana.workflows.spec import WorkflowSpec
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,8 @@ class Registry:
                 found[workflow.name] = Registered(workflow, source)
 
         take("builtin", builtin_workflows)
+        for source, load in builtin_library():
+            take(source, load)
         if self._settings.workflow_entry_points:
             for point in entry_points(group=ENTRY_POINT_GROUP):
                 take(f"entry point {point.name}", lambda point=point: _flatten(point.load()))

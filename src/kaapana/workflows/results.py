@@ -59,8 +59,19 @@ def collect(
     archive: Archive,
     results: ObjectStore,
     project_pk: int,
+    other_projects: frozenset[str] = frozenset(),
 ) -> Collected:
     records = read_results(ctx.workflow_dir)
+    by_project: dict[str | None, list[str]] = {}
+    for record in records:
+        if record["kind"] == "dicom":
+            by_project.setdefault(record.get("project"), []).append(record["path"])
+    refused = sorted(p for p in by_project if p is not None and p not in other_projects)
+    if refused:  # checked before anything is kept, so the attempt leaves nothing behind
+        raise InvalidInput(
+            f"the task stores DICOM into {refused}, which its workflow's project parameters do "
+            "not name; a run stores into its own project and those only"
+        )
     relative_out = ctx.output_dir.relative_to(ctx.workflow_dir)
     workspace.promote(ctx.run_id, ctx.workflow_dir, ctx.step)
     final_out = workspace.run_dir(ctx.run_id) / relative_out
@@ -74,9 +85,9 @@ def collect(
         data = (final_out / relative).read_bytes()
         name = f"{relative_out.as_posix()}/{relative}"
         collected.artifacts.append(put_artifact(results, ctx.run_id, name, data))
-    dicom_paths = [final_out / r["path"] for r in records if r["kind"] == "dicom"]
-    if dicom_paths:
-        collected.dicom = _store_dicom(ctx, archive, dicom_paths, project_pk)
+    for project, paths in by_project.items():
+        target_pk = project_pk if project is None else archive.projects.get(project).id
+        collected.dicom += _store_dicom(ctx, archive, [final_out / p for p in paths], target_pk)
     return collected
 
 

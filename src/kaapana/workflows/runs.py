@@ -23,13 +23,17 @@ def select_inputs(
     series: Sequence[str] | None,
     query: dict[str, Any] | None,
     select_series: SelectSeries | None,
+    needs_series: bool = True,
 ) -> list[int]:
-    """Series pks of exactly one selection, all visible to the project, in a stable order."""
+    """Series pks of exactly one selection, all visible to the project, in a stable order; a
+    workflow that does not need series may also be given none."""
     chosen = [
         name
         for name, value in (("dataset", dataset), ("series", series), ("query", query))
         if value is not None
     ]
+    if not chosen and not needs_series:
+        return []
     if len(chosen) != 1:
         raise InvalidInput(
             f"give exactly one of 'dataset', 'series' and 'query', got {chosen or 'none'}"

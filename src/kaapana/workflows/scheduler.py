@@ -70,6 +70,8 @@ class _Watched:
     ctx: TaskContext
     step: Step
     project_pk: int
+    other_projects: frozenset[str] = frozenset()
+    """Projects besides its own the run may store into (the workflow's ``project_params``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +348,7 @@ class Scheduler:
             per_series=step.mode is ModeValues.per_series,
             log_path=self._workspace.log_path(run.id, task.id, task.attempts),
             shared_dirs=(self._workspace.root, self._settings.resolved_storage_dir),
+            secrets_dir=self._settings.data_dir.resolve() / "secrets",
         )
         attempt = task.attempts
         task_id = task.id
@@ -356,7 +359,12 @@ class Scheduler:
             # scheduler thread free of round trips to the client's event loop.
             on_done=lambda f: self._events.put(_Finished(task_id, attempt, f, _outcome_of(f, ctx))),
         )
-        self._watched[task.id] = _Watched(future, attempt, run.workflow, ctx, step, run.project_pk)
+        other_projects = frozenset(
+            str(run.params[p]) for p in workflow.project_params if run.params.get(p)
+        )
+        self._watched[task.id] = _Watched(
+            future, attempt, run.workflow, ctx, step, run.project_pk, other_projects
+        )
 
     def _finish_attempts(self, events: list[_Finished]) -> None:
         finished: list[tuple[int, int, _Watched, TaskOutcome]] = []
@@ -384,6 +392,7 @@ class Scheduler:
                         archive=self._archive,
                         results=self._results,
                         project_pk=watched.project_pk,
+                        other_projects=watched.other_projects,
                     )
                 except Exception as exc:
                     detail = exc.detail if isinstance(exc, KaapanaError) else repr(exc)

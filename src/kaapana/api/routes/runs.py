@@ -1,7 +1,7 @@
 """Runs: start a workflow on a dataset, series or query; follow, cancel, retry, rerun; logs and
 artifacts. Reading needs read access to the run's project, changing it write access."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
@@ -56,6 +56,15 @@ def _audit(
     )
 
 
+def _write_access(principal: Principal) -> Callable[[int, str], None]:
+    """For the other projects a run stores into (e.g. de-identify's target project)."""
+
+    def require(project_pk: int, name: str) -> None:
+        principal.require(project_pk, PermissionValues.write, what=f"project {name!r}")
+
+    return require
+
+
 @router.post("", operation_id="create_run", status_code=201)
 def create_run(
     request: Request,
@@ -73,6 +82,7 @@ def create_run(
         series=body.series,
         query=body.query,
         created_by=principal.username,
+        authorize=_write_access(principal),
     )
     _audit(platform, request, principal, "run.create", run)
     return run
@@ -136,7 +146,9 @@ def rerun_run(
 ) -> RunDetailView:
     """A new run of the same workflow definition on the same inputs with the same parameters."""
     _writable(platform, principal, run_id)
-    run = platform.workflows.rerun(run_id, created_by=principal.username)
+    run = platform.workflows.rerun(
+        run_id, created_by=principal.username, authorize=_write_access(principal)
+    )
     _audit(platform, request, principal, "run.create", run)
     return run
 
