@@ -23,7 +23,6 @@ def dask_cluster() -> Iterator[LocalCluster]:
         processes=True,
         dashboard_address=":0",
         host="127.0.0.1",
-        scheduler_kwargs={"dashboard": False},  # no port 8787 to collide with other clusters
     ) as cluster:
         yield cluster
 
