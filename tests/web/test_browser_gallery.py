@@ -168,6 +168,13 @@ def test_curate_a_cohort_in_the_gallery_and_chart_it(tab: Watched, site: Site) -
     page.get_by_role("button", name="Select all results").click()
     expect(page.locator("#selection-count")).to_have_text("4 selected")
 
+    page.locator("#workflow-name").select_option("series-metadata")
+    page.get_by_role("button", name="Run on selection…").click()
+    page.wait_for_url(re.compile(r"/p/G/workflows/series-metadata\?series="))
+    chosen = page.locator("#input-series").input_value().split()
+    every = site.platform.catalog.search(project_pk=g.id, query=parse_query(None), limit=10)
+    assert sorted(chosen) == sorted(hit.series_instance_uid for hit in every.items)
+
 
 def test_an_administrator_deletes_the_selected_series(tab: Watched, site: Site) -> None:
     page = tab.page

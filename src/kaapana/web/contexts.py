@@ -229,6 +229,7 @@ class GalleryPage(Page):
     can_write: bool
     can_delete: bool
     datasets: list[str]
+    workflows: list[str]  # names, for "Run a workflow" on the selection
 
     def client_data(self) -> dict[str, Any]:
         return {

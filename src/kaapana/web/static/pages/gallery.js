@@ -420,8 +420,17 @@ async function deleteSeries() {
   refresh();
 }
 
+function runWorkflow() {
+  const uids = needSelection();
+  const name = document.getElementById("workflow-name").value;
+  if (!uids.length || !name) return;
+  const query = new URLSearchParams({ series: uids.join(",") });
+  window.location.assign(`/p/${encodeURIComponent(project)}/workflows/${encodeURIComponent(name)}?${query}`);
+}
+
 if (canWrite) {
   setUpTagKeys();
+  document.getElementById("workflow-run").addEventListener("click", runWorkflow);
   for (const kind of ["create", "add", "remove"]) {
     document.getElementById(`dataset-${kind}`).addEventListener("click", () => datasetAction(kind));
   }
