@@ -64,30 +64,24 @@ def test_dataset_commands(stored: tuple[Cli, list[str]], tmp_path: Path) -> None
     assert "2 series taken out" in kaapana(
         "datasets", "remove", "c1", "--project", "P", uids[0], uids[1]
     )
-    kaapana("datasets", "rename", "c1", "dataset_cohort one", "--project", "P")
-    kaapana("datasets", "describe", "dataset_cohort one", "first look", "--project", "P")
+    kaapana("datasets", "rename", "c1", "cohort one", "--project", "P")
+    kaapana("datasets", "describe", "cohort one", "first look", "--project", "P")
     listed = json.loads(kaapana("datasets", "list", "--project", "P", "--json"))
     assert [(d["name"], d["description"], d["series"]) for d in listed] == [
-        ("dataset_cohort one", "first look", 2)
+        ("cohort one", "first look", 2)
     ]
-    shown = json.loads(
-        kaapana("datasets", "show", "dataset_cohort one", "--project", "P", "--json")
-    )
+    shown = json.loads(kaapana("datasets", "show", "cohort one", "--project", "P", "--json"))
     assert sorted(m["series_instance_uid"] for m in shown["members"]["items"]) == sorted(uids[2:4])
-    assert "dataset_cohort one" in kaapana(
-        "datasets", "show", "dataset_cohort one", "--project", "P"
-    )
+    assert "cohort one" in kaapana("datasets", "show", "cohort one", "--project", "P")
     rows = list(
-        csv.DictReader(
-            io.StringIO(kaapana("datasets", "manifest", "dataset_cohort one", "--project", "P"))
-        )
+        csv.DictReader(io.StringIO(kaapana("datasets", "manifest", "cohort one", "--project", "P")))
     )
     assert sorted(r["SeriesInstanceUID"] for r in rows) == sorted(uids[2:4])
     out = tmp_path / "m.json"
     kaapana(
         "datasets",
         "manifest",
-        "dataset_cohort one",
+        "cohort one",
         "--project",
         "P",
         "--format",
@@ -96,7 +90,7 @@ def test_dataset_commands(stored: tuple[Cli, list[str]], tmp_path: Path) -> None
         str(out),
     )
     assert len(json.loads(out.read_text())["series"]) == 2
-    assert "deleted" in kaapana("datasets", "delete", "dataset_cohort one", "--project", "P")
+    assert "deleted" in kaapana("datasets", "delete", "cohort one", "--project", "P")
     assert json.loads(kaapana("datasets", "list", "--project", "P", "--json")) == []
 
 
@@ -129,3 +123,29 @@ def test_series_delete_asks_first(stored: tuple[Cli, list[str]]) -> None:
     assert listed[0]["series"] == 0
     events = json.loads(kaapana("audit", "--action", "series.delete", "--json"))
     assert len(events) == 1
+
+
+def test_datasets_from_a_catalog_query(stored: tuple[Cli, list[str]], tmp_path: Path) -> None:
+    kaapana, _uids = stored
+    kaapana("catalog", "reindex")
+    snapshot = json.loads(
+        kaapana("datasets", "create", "ct", "--project", "P", "-f", "Modality=CT", "--json")
+    )
+    assert (snapshot["kind"], snapshot["modalities"]) == ("snapshot", {"CT": snapshot["series"]})
+    query = tmp_path / "mr.json"
+    query.write_text(json.dumps({"where": {"field": "Modality", "op": "=", "value": "MR"}}))
+    live = json.loads(
+        kaapana(
+            "datasets", "create", "mr", "--project", "P", "--query", f"@{query}", "--live", "--json"
+        )
+    )
+    assert (live["kind"], list(live["modalities"])) == ("live", ["MR"])
+    both = kaapana(
+        "datasets", "create", "x", "--project", "P", "-f", "Modality=CT", "--series", "1.2", code=1
+    )
+    assert "not both" in both
+    unknown = kaapana("datasets", "create", "x", "--project", "P", "-f", "Modalty=CT", code=1)
+    assert "unknown field 'Modalty'" in unknown
+    assert "'--live' keeps a query" in kaapana(
+        "datasets", "create", "x", "--project", "P", "--live", "--series", "1.2", code=1
+    )

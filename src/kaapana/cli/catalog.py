@@ -22,7 +22,7 @@ tags_app = typer.Typer(help="Tags: a project's labels on series (e.g. excluded, 
 catalog_app = typer.Typer(help="The catalog's search index: rebuild it, list its fields.")
 
 
-def _query_object(query: str | None, filters: list[str], text: str | None) -> dict[str, Any]:
+def query_object(query: str | None, filters: list[str], text: str | None) -> dict[str, Any]:
     """The JSON query with the shorthand filters ANDed into its ``where``."""
     obj: Any = {}
     if query:
@@ -67,7 +67,7 @@ def search_command(
 ) -> None:
     """Search a project's series; prints a table (or JSON with --json) and the next cursor."""
     with reported_errors():
-        obj = _query_object(query, filters or [], text)
+        obj = query_object(query, filters or [], text)
         if sort:
             obj["sort"] = [
                 {"field": key.lstrip("-"), "order": "desc" if key.startswith("-") else "asc"}

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from kaapana.catalog import DatasetInfo, ManifestFormatValues
 from kaapana.cli._common import console, platform_of, print_json, reported_errors
+from kaapana.cli.catalog import query_object
 from kaapana.cli.users import cli_actor
 from kaapana.errors import InvalidInput
 
@@ -135,19 +136,43 @@ def create(
         typer.Option("--series", help="SeriesInstanceUID of a member (repeatable)."),
     ] = None,
     from_file: FromFile = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            help="Catalog query as JSON or @file.json (docs/catalog.md): the dataset is a "
+            "snapshot of what it matches now."
+        ),
+    ] = None,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-f", "--filter", help="Shorthand condition of the query, e.g. 'Modality=CT'."
+        ),
+    ] = None,
+    live: Annotated[
+        bool, typer.Option(help="Keep the query instead: members are what it matches when read.")
+    ] = False,
     description: Annotated[str, typer.Option(help="What the dataset is for.")] = "",
     as_json: AsJson = False,
 ) -> None:
-    """Create a dataset from series of the project."""
+    """Create a dataset from series of the project, or from a catalog query."""
     uids = _uids(series, from_file)
+    by_query = query is not None or bool(filters)
     with platform_of(ctx) as platform:
-        info = platform.datasets.create(
-            platform.archive.projects.get(project),
-            name,
-            series_instance_uids=uids,
-            description=description,
-            actor=cli_actor(),
-        )
+        found = platform.archive.projects.get(project)
+        common = {"description": description, "actor": cli_actor()}
+        if by_query and uids:
+            raise InvalidInput("give series or a query (--query, -f), not both")
+        if by_query:
+            wanted = query_object(query, filters or [], None)
+            if live:
+                info = platform.datasets.create_live(found, name, query=wanted, **common)
+            else:
+                info = platform.datasets.create_snapshot(found, name, query=wanted, **common)
+        elif live:
+            raise InvalidInput("'--live' keeps a query: give --query or -f")
+        else:
+            info = platform.datasets.create(found, name, series_instance_uids=uids, **common)
     _show(info, as_json)
 
 
