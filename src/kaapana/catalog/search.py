@@ -93,14 +93,23 @@ def select_series(
     return select(subject).where(SeriesProject.project_pk == project_pk, *filters)
 
 
+def _sort_level(key: SortKey) -> QueryRetrieveLevelValues | None:
+    """The level of the index column ``key`` sorts on, None where it sorts on attribute rows."""
+    indexed = INDEX_COLUMNS.get(key.field.name)
+    if indexed is not None and indexed.level in _SORTABLE_LEVELS:
+        return indexed.level
+    return None
+
+
 def _key(key: SortKey) -> ColumnElement[Any]:
     """The sort expression of ``key``: an index column where there is one, else the first
     (ascending) or last (descending) of the series' values."""
     numeric = key.field.kind is FieldKindValues.number
     missing = _NO_NUMBER if numeric else _NO_TEXT
-    indexed = INDEX_COLUMNS.get(key.field.name)
-    if indexed is not None and indexed.level in _SORTABLE_LEVELS:
-        return func.coalesce(indexed.column, missing)
+    if _sort_level(key) is not None:
+        indexed = INDEX_COLUMNS[key.field.name].column
+        # A column without NULLs is sorted as it is, so that its index can give the order.
+        return func.coalesce(indexed, missing) if indexed.expression.nullable else indexed
     column = SeriesAttribute.number_value if numeric else SeriesAttribute.text_value
     pick = func.max if key.order is SortOrderValues.desc else func.min
     value = (
@@ -174,14 +183,19 @@ def search(
             SeriesProject,
             and_(SeriesProject.series_pk == Series.id, SeriesProject.project_pk == project_pk),
         )
-        .join(Study, Series.study_pk == Study.id)
-        .join(Patient, Study.patient_pk == Patient.id)
         .where(
             *scoped_filters(
                 query, subject=Series.id, project_pk=project_pk, dialect=dialect, session=session
             )
         )
     )
+    # Studies and patients are joined only for a sort on their columns: every further table
+    # in the join costs PostgreSQL's planner more time than the short page it plans for.
+    levels = {_sort_level(key) for key in query.sort}
+    if levels & {QueryRetrieveLevelValues.STUDY, QueryRetrieveLevelValues.PATIENT}:
+        statement = statement.join(Study, Series.study_pk == Study.id)
+    if QueryRetrieveLevelValues.PATIENT in levels:
+        statement = statement.join(Patient, Study.patient_pk == Patient.id)
     if cursor:
         values, pk = decode_cursor(query, cursor)
         statement = statement.where(_after(keys, values, pk))
