@@ -143,6 +143,12 @@ class Datasets:
             summaries = summarize_each(session, self._members_of_all(project, datasets))
         return [self._info(project, d, summaries.get(d.id, SeriesSummary())) for d in datasets]
 
+    def names(self, project: Project) -> Sequence[str]:
+        """The project's dataset names, sorted; no counts (pickers and suggestions need none)."""
+        with self._sessions() as session:
+            statement = select(Dataset.name).where(Dataset.project_pk == project.id)
+            return list(session.scalars(statement.order_by(Dataset.name)))
+
     def get(self, project: Project, name: str) -> DatasetInfo:
         with self._sessions() as session:
             dataset = self._dataset(session, project, name)

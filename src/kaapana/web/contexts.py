@@ -5,6 +5,7 @@ A page is a frozen dataclass naming its ``template`` and its ES ``module`` (unde
 ``page.<field>`` only, so a renamed field fails in tests, not silently in a browser.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -228,7 +229,7 @@ class GalleryPage(Page):
     title = "Gallery"
     can_write: bool
     can_delete: bool
-    datasets: list[str]
+    datasets: Sequence[str]
     workflows: list[str]  # names, for "Run a workflow" on the selection
 
     def client_data(self) -> dict[str, Any]:

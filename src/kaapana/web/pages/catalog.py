@@ -36,7 +36,7 @@ def gallery(
         ),
         can_write=principal.allows(found.id, PermissionValues.write),
         can_delete=principal.allows(found.id, PermissionValues.manage),
-        datasets=[d.name for d in platform.datasets.list(found)],
+        datasets=platform.datasets.names(found),
         workflows=[w.name for w in platform.workflows.workflows()],
     )
     return renderer.response(page)
