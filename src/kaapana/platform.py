@@ -8,6 +8,7 @@ from kaapana.archive.deletion import finish_removals
 from kaapana.auth.service import Auth
 from kaapana.catalog import Catalog, Datasets, SeriesDeletion, SeriesJobs, SeriesMedia
 from kaapana.catalog.thumbnails import thumbnail_results
+from kaapana.catalog.workflow_actions import TAG_SERIES, tag_series_handler
 from kaapana.config import Settings
 from kaapana.db import create_engine_for, upgrade
 from kaapana.storage import FilesystemStore
@@ -57,6 +58,7 @@ class Platform:
             select_series=self.catalog.resolve,
             matches_query=self.catalog.matches_stored,
         )
+        self.workflows.actions.register(TAG_SERIES, tag_series_handler(self.catalog))
         self.events.subscribe(SeriesArrived, self.workflows.triggers.on_series_arrived)
         # Set on the first start only: the generated password of `admin`, for the CLI to print.
         self.initial_admin_password: str | None = None

@@ -52,17 +52,27 @@ def _assert_nothing_left(source: Dataset, path: Path) -> None:
 def patients(tmp_path: Path) -> dict[str, list[Path]]:
     """Two patients: A with a CT, its SEG and an MR on another date; B with a CT."""
     ct_a = ct_series(
-        patient_id="PID-7781", patient_name="Quixote^Zebulon", slices=6,
-        patient_birth_date=date(1957, 6, 21), study_date=date(2023, 5, 17),
+        patient_id="PID-7781",
+        patient_name="Quixote^Zebulon",
+        slices=6,
+        patient_birth_date=date(1957, 6, 21),
+        study_date=date(2023, 5, 17),
     )
     seg_a = ct_segmentation(ct_a)
     mr_a = mr_series(
-        patient_id="PID-7781", patient_name="Quixote^Zebulon", slices=4,
-        patient_birth_date=date(1957, 6, 21), study_date=date(2023, 8, 2),
+        patient_id="PID-7781",
+        patient_name="Quixote^Zebulon",
+        slices=4,
+        patient_birth_date=date(1957, 6, 21),
+        study_date=date(2023, 8, 2),
     )
     ct_b = ct_series(
-        patient_id="PID-9034", patient_name="Marple^Jane", slices=4, seed=3,
-        patient_birth_date=date(1948, 2, 9), study_date=date(2022, 11, 30),
+        patient_id="PID-9034",
+        patient_name="Marple^Jane",
+        slices=4,
+        seed=3,
+        patient_birth_date=date(1948, 2, 9),
+        study_date=date(2022, 11, 30),
     )
     return {
         "ct_a": write_datasets(ct_a, tmp_path / "in"),
@@ -76,9 +86,7 @@ def _run(paths: list[Path], out: Path, **options: object) -> dict[Path, Path]:
     report = deidentify_files(
         paths, out, key=KEY, parameters=DeidentifyParameters.model_validate(options)
     )
-    return {
-        source: out / item.output for source, item in zip(paths, report.objects, strict=True)
-    }
+    return {source: out / item.output for source, item in zip(paths, report.objects, strict=True)}
 
 
 def test_no_identifier_or_date_survives_in_synthetic_series(patients, tmp_path):

@@ -75,3 +75,15 @@ def segment_into_research(ctx: TaskContext) -> None:
     target = ctx.output_dir / "seg.dcm"
     ct_segmentation(sources).save_as(target, enforce_file_format=True)
     ctx.store_dicom([target], project="research")
+
+
+def tag_as_reviewed(ctx: TaskContext) -> None:
+    ctx.request("tag-series", add=["reviewed"])
+
+
+def tag_a_stranger(ctx: TaskContext) -> None:
+    ctx.request("tag-series", series=["1.2.3.4.5"], add=["reviewed"])
+
+
+def ask_the_unknown(ctx: TaskContext) -> None:
+    ctx.request("launch-rockets", count=3)

@@ -209,9 +209,7 @@ class Deidentifier:
             return "K" if key in self._safe_private else "X"
         action = self._actions.get(f"{tag:08x}")
         if action is None:
-            action = next(
-                (a for p, a in self._repeating.items() if _matches(p, tag)), None
-            )
+            action = next((a for p, a in self._repeating.items() if _matches(p, tag)), None)
         if action is None and elem.VR in ("DA", "DT"):
             # Dates the table does not list are treated like listed ones: never kept as is.
             action = "C" if self.parameters.retain_longitudinal_modified_dates else "X"

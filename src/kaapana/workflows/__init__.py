@@ -1,5 +1,6 @@
 """Workflows: definitions, registry, runs and tasks, scheduler, Dask executor, provenance."""
 
+from kaapana.workflows.actions import ActionHandler, ActionRequest, Actions
 from kaapana.workflows.context import SeriesInput, TaskContext
 from kaapana.workflows.definitions import (
     CommandOperator,
@@ -18,6 +19,9 @@ from kaapana.workflows.states import RunStateValues, TaskStateValues
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "ActionHandler",
+    "ActionRequest",
+    "Actions",
     "CommandOperator",
     "ContainerOperator",
     "Engine",

@@ -128,6 +128,15 @@ class TaskContext:
         """Keep this file (inside the output folder) in result storage as an artifact."""
         self._record("artifact", self._relative(Path(path)))
 
+    def request(self, action: str, **payload: Any) -> None:
+        """Ask the platform to carry out ``action`` (e.g. ``tag-series``) once the task
+        succeeded; ``payload`` must be JSON. See ``kaapana.workflows.actions``."""
+        try:
+            encoded = json.loads(json.dumps(payload))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"the payload of action {action!r} is not JSON: {exc}") from exc
+        self._write_record({"kind": "action", "action": action, "payload": encoded})
+
     def _relative(self, path: Path) -> str:
         resolved = (path if path.is_absolute() else self.output_dir / path).resolve()
         try:
@@ -144,6 +153,9 @@ class TaskContext:
         record = {"kind": kind, "path": relative}
         if project is not None:
             record["project"] = project
+        self._write_record(record)
+
+    def _write_record(self, record: dict[str, Any]) -> None:
         line = json.dumps(record) + "\n"
         with (self.control_dir / RESULTS_FILE).open("a") as results:
             results.write(line)
@@ -151,7 +163,7 @@ class TaskContext:
             os.fsync(results.fileno())
 
 
-def read_results(attempt_dir: Path) -> list[dict[str, str]]:
+def read_results(attempt_dir: Path) -> list[dict[str, Any]]:
     path = attempt_dir / CONTROL_DIR / RESULTS_FILE
     if not path.exists():
         return []

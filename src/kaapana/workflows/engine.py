@@ -24,6 +24,7 @@ from kaapana.db.engine import session_factory, write_transaction
 from kaapana.db.models import Artifact, Project, Run, RunInput, Series, Task, utcnow
 from kaapana.errors import Conflict, InvalidInput, NotFound
 from kaapana.storage import ObjectStore
+from kaapana.workflows.actions import Actions
 from kaapana.workflows.context import read_progress
 from kaapana.workflows.definitions import Workflow
 from kaapana.workflows.executor import DaskExecutor
@@ -71,6 +72,8 @@ class Engine:
         self._results = results
         self._select_series = select_series
         self.registry = Registry(settings)
+        # Handlers of what tasks ask of the platform; registered by the composition root.
+        self.actions = Actions()
         self.workspace = Workspace(settings.resolved_work_dir)
         self._executor = DaskExecutor(settings)
         self._scheduler: Scheduler | None = None
@@ -104,6 +107,7 @@ class Engine:
             workspace=self.workspace,
             archive=self._archive,
             results=self._results,
+            actions=self.actions,
         )
         self._scheduler.start()
         return True

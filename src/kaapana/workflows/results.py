@@ -6,11 +6,13 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kaapana.archive import Archive, StoreTarget
 from kaapana.archive.metadata import inspect
 from kaapana.errors import Conflict, InvalidInput
 from kaapana.storage import ObjectStore
+from kaapana.workflows.actions import ActionRequest, Actions
 from kaapana.workflows.context import TaskContext, read_results
 from kaapana.workflows.definitions import Step
 from kaapana.workflows.workspace import Workspace
@@ -37,6 +39,8 @@ class StoredDicom:
 class Collected:
     artifacts: list[StoredArtifact] = field(default_factory=list)
     dicom: list[StoredDicom] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    """What each platform action did, one line each, for the task log."""
 
 
 def artifact_key(run_id: int, name: str) -> str:
@@ -59,9 +63,12 @@ def collect(
     archive: Archive,
     results: ObjectStore,
     project_pk: int,
+    actions: Actions,
     other_projects: frozenset[str] = frozenset(),
 ) -> Collected:
     records = read_results(ctx.workflow_dir)
+    requests = [r for r in records if r["kind"] == "action"]
+    actions.check(r["action"] for r in requests)
     by_project: dict[str | None, list[str]] = {}
     for record in records:
         if record["kind"] == "dicom":
@@ -88,7 +95,21 @@ def collect(
     for project, paths in by_project.items():
         target_pk = project_pk if project is None else archive.projects.get(project).id
         collected.dicom += _store_dicom(ctx, archive, [final_out / p for p in paths], target_pk)
+    for record in requests:
+        collected.actions.append(actions.apply(_action_request(ctx, project_pk, record)))
     return collected
+
+
+def _action_request(ctx: TaskContext, project_pk: int, record: dict[str, Any]) -> ActionRequest:
+    return ActionRequest(
+        action=record["action"],
+        run_id=ctx.run_id,
+        project_pk=project_pk,
+        project=ctx.project,
+        series_instance_uid=ctx.series_instance_uid,
+        input_series=tuple(s.series_instance_uid for s in ctx.series),
+        payload=record.get("payload") or {},
+    )
 
 
 def _store_dicom(

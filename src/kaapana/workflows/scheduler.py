@@ -39,6 +39,7 @@ from kaapana.db.models import (
 from kaapana.db.models import utcnow as now
 from kaapana.errors import KaapanaError
 from kaapana.storage import ObjectStore
+from kaapana.workflows.actions import Actions
 from kaapana.workflows.context import SeriesInput, TaskContext
 from kaapana.workflows.definitions import ModeValues, Step, Workflow
 from kaapana.workflows.execution import EndValues, TaskOutcome
@@ -111,6 +112,7 @@ class Scheduler:
         workspace: Workspace,
         archive: Archive,
         results: ObjectStore,
+        actions: Actions,
     ) -> None:
         self._settings = settings
         self._engine = engine
@@ -120,6 +122,7 @@ class Scheduler:
         self._workspace = workspace
         self._archive = archive
         self._results = results
+        self._actions = actions
         self._watched: dict[int, _Watched] = {}
         self._inputs: dict[int, _RunInputs] = {}
         self._events: queue.Queue[_Finished | None] = queue.Queue()
@@ -392,8 +395,11 @@ class Scheduler:
                         archive=self._archive,
                         results=self._results,
                         project_pk=watched.project_pk,
+                        actions=self._actions,
                         other_projects=watched.other_projects,
                     )
+                    for line in collected.actions:
+                        _append_log(watched.ctx, f"kaapana: {line}\n")
                 except Exception as exc:
                     detail = exc.detail if isinstance(exc, KaapanaError) else repr(exc)
                     _append_log(watched.ctx, f"kaapana: keeping the results failed: {detail}\n")
