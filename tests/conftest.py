@@ -13,6 +13,10 @@ from sqlalchemy.exc import OperationalError
 from kaapana.config import Settings
 from kaapana.platform import Platform
 
+# Hundreds of users are made here; the Argon2 profile meant for test suites keeps that cheap, also
+# in the `kaapana serve` processes the tests start (they inherit the environment).
+os.environ.setdefault("KAAPANA_PASSWORD_HASH_PROFILE", "CHEAPEST")
+
 POSTGRES_URL = os.environ.get(
     "KAAPANA_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

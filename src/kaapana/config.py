@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from kaapana.auth.passwords import HashProfileValues
+
 
 class DuplicatePolicyValues(StrEnum):
     """What happens when a SOP Instance UID arrives again with different bytes."""
@@ -108,6 +110,11 @@ class Settings(BaseSettings):
         None,
         description="Password of the `admin` user created on first start; unset, a random one "
         "is generated and printed once.",
+    )
+    password_hash_profile: HashProfileValues = Field(
+        HashProfileValues.RFC_9106_LOW_MEMORY,
+        description="Argon2id parameters of new password hashes (argon2-cffi profile); "
+        "`CHEAPEST` is for test suites only.",
     )
     session_hours: float = Field(
         12.0, gt=0, description="Lifetime of a browser login session, in hours."

@@ -18,7 +18,6 @@ from pynetdicom import AE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from kaapana.api import create_app
-from kaapana.auth.passwords import verify_password
 from kaapana.auth.roles import RoleValues
 from kaapana.config import Settings
 from kaapana.platform import Platform
@@ -235,7 +234,7 @@ def test_admin_creates_a_user_and_grants_a_role(tab: Watched, site: Site) -> Non
     page.get_by_role("button", name="Set password", exact=True).click()
     expect(page.locator("#kp-messages")).to_contain_text("Password of newbie reset")
     stored = site.platform.auth.users.get("newbie").password_hash
-    assert verify_password(stored, "another-password-2")
+    assert site.platform.auth.passwords.verify(stored, "another-password-2")
 
 
 def test_admin_manages_a_project_and_a_node(tab: Watched, site: Site, echo_port: int) -> None:

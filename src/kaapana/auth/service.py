@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from kaapana.auth.audit import Audit
 from kaapana.auth.oidc import OidcIdentity, OidcVerifier
 from kaapana.auth.oidc_login import OidcLogin
-from kaapana.auth.passwords import verify_password
+from kaapana.auth.passwords import Passwords
 from kaapana.auth.principal import Principal
 from kaapana.auth.projects import ADMIN_PROJECT, Projects
 from kaapana.auth.roles import RoleValues
@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 class Auth:
     def __init__(self, *, settings: Settings, engine: Engine, projects: Projects) -> None:
         self.projects = projects
-        self.users = Users(engine)
+        self.passwords = Passwords(settings.password_hash_profile)
+        self.users = Users(engine, self.passwords)
         self.tokens = Tokens(engine)
         self.sessions = LoginSessions(engine, hours=settings.session_hours)
         self.audit = Audit(engine)
@@ -45,7 +46,11 @@ class Auth:
     def _check_password(self, username: str, password: str, *, address: str, via: str) -> User:
         self.throttle.check(username=username, address=address)
         user = self.users.find(username)
-        if user is None or not verify_password(user.password_hash, password) or not user.is_active:
+        if (
+            user is None
+            or not self.passwords.verify(user.password_hash, password)
+            or not user.is_active
+        ):
             self.throttle.failed(username=username, address=address)
             self.audit.record(
                 "login", actor=username, outcome="failure", address=address, detail={"via": via}

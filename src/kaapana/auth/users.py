@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from kaapana.auth.passwords import hash_password
+from kaapana.auth.passwords import Passwords
 from kaapana.auth.roles import RoleValues
 from kaapana.db.engine import session_factory, write_transaction
 from kaapana.db.models import Membership, Project, User, utcnow
@@ -35,8 +35,9 @@ class MembershipInfo:
 
 
 class Users:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, passwords: Passwords) -> None:
         self._engine = engine
+        self._passwords = passwords
         self._sessions = session_factory(engine)
 
     def bootstrap_admin(self, password: str | None) -> str | None:
@@ -48,7 +49,7 @@ class Users:
             session.add(
                 User(
                     username=ADMIN_USER,
-                    password_hash=hash_password(password or generated or ""),
+                    password_hash=self._passwords.hash(password or generated or ""),
                     is_admin=True,
                     display_name="Administrator",
                 )
@@ -66,7 +67,7 @@ class Users:
     ) -> User:
         user = User(
             username=check_username(username),
-            password_hash=hash_password(password) if password is not None else None,
+            password_hash=self._passwords.hash(password) if password is not None else None,
             is_admin=is_admin,
             display_name=display_name[:255],
             oidc_subject=oidc_subject,
@@ -111,7 +112,7 @@ class Users:
             if user is None:
                 raise NotFound(f"no user named {username!r}")
             if password is not None:
-                user.password_hash = hash_password(password)
+                user.password_hash = self._passwords.hash(password)
             if is_admin is not None:
                 user.is_admin = is_admin
             if is_active is not None:

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Body, Path, Request
 from pydantic import BaseModel, Field
 
 from kaapana.api.deps import AdminPrincipal, CurrentPrincipal, PlatformDep, client_address
-from kaapana.auth.passwords import verify_password
 from kaapana.db.models import User
 from kaapana.errors import Forbidden, Unauthorized
 
@@ -135,7 +134,7 @@ def change_password(
 ) -> None:
     """Change one's own password; other sessions of the user end."""
     user = platform.auth.users.get(principal.username)
-    if not verify_password(user.password_hash, body.current_password):
+    if not platform.auth.passwords.verify(user.password_hash, body.current_password):
         raise Unauthorized("the current password is wrong")
     platform.auth.users.update(user.username, password=body.new_password)
     platform.auth.sessions.close_all(user.id)
