@@ -224,6 +224,57 @@ def test_cursor_paging_visits_every_series_once_in_order(
         assert values == sorted(values, reverse=first.get("order") == "desc")
 
 
+@pytest.mark.parametrize(
+    ("where", "predicate"),
+    [
+        # the condition on the sort field drives, in sort order
+        (
+            {"field": "StudyDate", "op": ">=", "value": "2023"},
+            lambda ds: ds.StudyDate >= "2023",
+        ),
+        (
+            {
+                "and": [
+                    {"field": "StudyDate", "op": ">=", "value": "2000"},
+                    {"field": "Modality", "op": "!=", "value": "SEG"},
+                    {"not": {"field": "tags", "op": "=", "value": "nothing"}},
+                ]
+            },
+            lambda ds: ds.Modality != "SEG",
+        ),
+        # a more selective condition than the sort field's drives instead
+        (
+            {
+                "and": [
+                    {"field": "StudyDate", "op": ">=", "value": "2000"},
+                    {"field": "Modality", "op": "=", "value": "SEG"},
+                ]
+            },
+            lambda ds: ds.Modality == "SEG",
+        ),
+    ],
+)
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_filtered_on_the_sort_field_pages_in_order_like_brute_force(
+    cohort: Cohort, where: dict[str, Any], predicate: Callable[[Dataset], bool], order: str
+) -> None:
+    query = parse_query({"where": where, "sort": [{"field": "StudyDate", "order": order}]})
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = cohort.platform.catalog.search(
+            project_pk=cohort.project_pk, query=query, limit=2, cursor=cursor
+        )
+        seen += [hit.series_instance_uid for hit in page.items]
+        if (cursor := page.next_cursor) is None:
+            break
+    expected = cohort.where(predicate)
+    assert len(seen) == len(set(seen)) and set(seen) == expected and len(expected) > 2
+    positions = [(cohort.series[uid].StudyDate, uid) for uid in seen]
+    dates = [date for date, _ in positions]
+    assert dates == sorted(dates, reverse=order == "desc")
+
+
 def test_project_scope(cohort: Cohort) -> None:
     everything = cohort.uids(None)
     assert everything == set(cohort.series)

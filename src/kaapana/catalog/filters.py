@@ -74,7 +74,7 @@ def _period(column: Any, op: OperatorValues, value: str) -> ColumnElement[bool]:
     }[op]
 
 
-def _value_test(column: Any, condition: Condition) -> ColumnElement[bool]:
+def value_test(column: Any, condition: Condition) -> ColumnElement[bool]:
     op, value, kind = condition.op, condition.value, condition.kind
     periods = kind in (_K.date, _K.datetime)
     if op is _Op.wildcard:
@@ -95,14 +95,14 @@ def _value_test(column: Any, condition: Condition) -> ColumnElement[bool]:
     return _period(column, compared, value) if periods else _ordered(column, compared, value)
 
 
-def _drivable(condition: Condition) -> bool:
+def drivable(condition: Condition) -> bool:
     """A condition that a series matches by having a matching row of its own."""
     return condition.field.kind is not _K.tag and condition.op not in (_Op.ne, _Op.exists)
 
 
-def _column(condition: Condition) -> Any:
-    numeric = condition.kind is _K.number
-    return SeriesAttribute.number_value if numeric else SeriesAttribute.text_value
+def value_column(condition: Condition, row: Any = SeriesAttribute) -> Any:
+    """The column of ``row`` (``series_attributes`` or an alias) the condition compares."""
+    return row.number_value if condition.kind is _K.number else row.text_value
 
 
 class FilterCompiler:
@@ -115,11 +115,15 @@ class FilterCompiler:
         project_pk: int,
         dialect: str,
         session: Session | None = None,
+        driven: bool = False,
     ) -> None:
+        """``driven``: the subject's rows are narrowed already (by a condition the caller
+        joins itself), so each drivable condition is probed per series, none drives."""
         self.subject = subject
         self.project_pk = project_pk
         self.dialect = dialect
         self.session = session
+        self.driven = driven
 
     def node(self, node: Node) -> ColumnElement[bool]:
         if isinstance(node, And):
@@ -138,22 +142,25 @@ class FilterCompiler:
         candidate of the most selective one. Without a session (a select for later use) every
         condition is a list.
         """
-        drivable = [c for c in children if isinstance(c, Condition) and _drivable(c)]
-        if self.session is None or self.dialect != "sqlite" or len(drivable) < 2:
+        candidates = [c for c in children if isinstance(c, Condition) and drivable(c)]
+        if self.driven:
+            return [self.probe(c) if c in candidates else self.node(c) for c in children]
+        if self.session is None or self.dialect != "sqlite" or len(candidates) < 2:
             return [self.node(child) for child in children]
-        driver = min(drivable, key=self._estimate)
+        driver = min(candidates, key=self.estimate)
         return [
-            self.node(child) if child is driver or child not in drivable else self.probe(child)
+            self.node(child) if child is driver or child not in candidates else self.probe(child)
             for child in children
         ]
 
-    def _estimate(self, condition: Condition) -> int:
+    def estimate(self, condition: Condition, *, cap: int = _ESTIMATE_CAP) -> int:
+        """How many rows match ``condition``, counted up to ``cap``."""
         assert self.session is not None
-        column = _column(condition)
+        column = value_column(condition)
         rows = (
             select(SeriesAttribute.series_pk)
-            .where(SeriesAttribute.field == condition.field.name, _value_test(column, condition))
-            .limit(_ESTIMATE_CAP)
+            .where(SeriesAttribute.field == condition.field.name, value_test(column, condition))
+            .limit(cap)
             .subquery()
         )
         return int(self.session.scalar(select(func.count()).select_from(rows)) or 0)
@@ -165,7 +172,7 @@ class FilterCompiler:
             .where(
                 SeriesAttribute.series_pk == self.subject,
                 SeriesAttribute.field == condition.field.name,
-                _value_test(_column(condition), condition),
+                value_test(value_column(condition), condition),
             )
             .exists()
         )
@@ -178,11 +185,11 @@ class FilterCompiler:
             matching = select(SeriesAttribute.series_pk).where(
                 SeriesAttribute.field == condition.field.name
             )
-            target = _column(condition)
+            target = value_column(condition)
         if condition.op is _Op.exists:
             inside = self.subject.in_(matching)
             return inside if condition.value else not_(inside)
-        inside = self.subject.in_(matching.where(_value_test(target, condition)))
+        inside = self.subject.in_(matching.where(value_test(target, condition)))
         return not_(inside) if condition.op is _Op.ne else inside
 
     def text(self, words: str) -> ColumnElement[bool]:
@@ -215,4 +222,4 @@ class FilterCompiler:
         )
 
 
-__all__ = ["FilterCompiler", "like_pattern"]
+__all__ = ["FilterCompiler", "drivable", "like_pattern", "value_column", "value_test"]

@@ -13,13 +13,14 @@ import json
 from typing import Any, Final
 
 from pydantic import BaseModel
+from pydicom.datadict import dictionary_VM, tag_for_keyword
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
-from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy.orm import QueryableAttribute, Session, aliased
 
 from kaapana.archive.attributes import INDEX_COLUMNS, QueryRetrieveLevelValues
-from kaapana.catalog.fields import FieldKindValues
-from kaapana.catalog.filters import FilterCompiler
-from kaapana.catalog.query import CatalogQuery, SortKey, SortOrderValues
+from kaapana.catalog.fields import FieldKindValues, FieldRef
+from kaapana.catalog.filters import FilterCompiler, drivable, value_column, value_test
+from kaapana.catalog.query import And, CatalogQuery, Condition, Node, SortKey, SortOrderValues
 from kaapana.db.models import Patient, Series, SeriesAttribute, SeriesProject, SeriesTag, Study
 from kaapana.errors import InvalidInput
 
@@ -69,9 +70,10 @@ def scoped_filters(
     project_pk: int,
     dialect: str,
     session: Session | None = None,
+    driven: bool = False,
 ) -> list[ColumnElement[bool]]:
     compiler = FilterCompiler(
-        subject=subject, project_pk=project_pk, dialect=dialect, session=session
+        subject=subject, project_pk=project_pk, dialect=dialect, session=session, driven=driven
     )
     clauses = []
     if query.where is not None:
@@ -152,10 +154,13 @@ def decode_cursor(query: CatalogQuery, cursor: str) -> tuple[list[Any], int]:
 
 
 def _after(
-    keys: list[tuple[ColumnElement[Any], bool]], values: list[Any], pk: int
+    keys: list[tuple[ColumnElement[Any], bool]],
+    values: list[Any],
+    pk_column: ColumnElement[int],
+    pk: int,
 ) -> ColumnElement[bool]:
     """Rows strictly after (values, pk) in the order of ``keys`` ((expression, descending))."""
-    position = [*zip([k for k, _ in keys], values, strict=True), (Series.id, pk)]
+    position = [*zip([k for k, _ in keys], values, strict=True), (pk_column, pk)]
     descending = [d for _, d in keys] + [keys[-1][1] if keys else True]
     alternatives = []
     for index, (expression, value) in enumerate(position):
@@ -164,19 +169,86 @@ def _after(
     return or_(*alternatives)
 
 
-def search(
+def _single_valued(field: FieldRef) -> bool:
+    """A top-level attribute of value multiplicity 1: one attribute row per series."""
+    if field.vr is None or "." in field.name:
+        return False
+    tag = tag_for_keyword(field.name)
+    return tag is not None and dictionary_VM(tag) == "1"
+
+
+def _sort_driver(query: CatalogQuery, compiler: FilterCompiler) -> Condition | None:
+    """A condition on the one sort field that may drive the search in sort order.
+
+    Walking that field's index in order and probing the other conditions per series yields a
+    page without sorting every match; it pays where the condition is the most selective of the
+    AND (the others are counted only up to its count), else the usual plan is better.
+    """
+    if len(query.sort) != 1 or query.where is None:
+        return None
+    field = query.sort[0].field
+    children = query.where.children if isinstance(query.where, And) else (query.where,)
+    candidates = [c for c in children if isinstance(c, Condition) and drivable(c)]
+    own = [c for c in candidates if c.field == field and c.kind is field.kind]
+    if not own or not _single_valued(field):
+        return None
+    driver = own[0]
+    count = compiler.estimate(driver)
+    others = [c for c in candidates if c is not driver]
+    if any(compiler.estimate(c, cap=count) < count for c in others):
+        return None
+    return driver
+
+
+def _without(node: Node, condition: Condition) -> Node | None:
+    if node is condition:
+        return None
+    assert isinstance(node, And)
+    rest = tuple(child for child in node.children if child is not condition)
+    return rest[0] if len(rest) == 1 else And(rest)
+
+
+def _driven_statement(
     session: Session,
     *,
     project_pk: int,
     query: CatalogQuery,
     dialect: str,
-    limit: int = 50,
-    cursor: str | None = None,
-) -> SearchPage:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit: must be between 1 and {MAX_LIMIT}, got {limit}")
+    driver: Condition,
+) -> tuple[Select[Any], list[tuple[ColumnElement[Any], bool]], ColumnElement[int]]:
+    """The search as a walk along ``driver``'s rows in sort order (see ``_sort_driver``)."""
+    row = aliased(SeriesAttribute)
+    value = value_column(driver, row)
+    assert query.where is not None
+    rest = CatalogQuery(where=_without(query.where, driver), text=query.text)
+    statement = (
+        select(row.series_pk, value)
+        .join(
+            SeriesProject,
+            and_(SeriesProject.series_pk == row.series_pk, SeriesProject.project_pk == project_pk),
+        )
+        .where(
+            row.field == driver.field.name,
+            value_test(value, driver),
+            *scoped_filters(
+                rest,
+                subject=row.series_pk,
+                project_pk=project_pk,
+                dialect=dialect,
+                session=session,
+                driven=True,
+            ),
+        )
+    )
+    return statement, [(value, query.sort[0].order is SortOrderValues.desc)], row.series_pk
+
+
+def _sorted_statement(
+    session: Session, *, project_pk: int, query: CatalogQuery, dialect: str
+) -> tuple[Select[Any], list[tuple[ColumnElement[Any], bool]], ColumnElement[int]]:
+    """The search's pks and sort values in a select to order: the matches joined to their
+    sort keys."""
     keys = [(_key(key), key.order is SortOrderValues.desc) for key in query.sort]
-    # Only pks and sort values go through the sort; the page's rows are read afterwards.
     statement = (
         select(Series.id, *(expression for expression, _ in keys))
         .join(
@@ -196,12 +268,39 @@ def search(
         statement = statement.join(Study, Series.study_pk == Study.id)
     if QueryRetrieveLevelValues.PATIENT in levels:
         statement = statement.join(Patient, Study.patient_pk == Patient.id)
+    return statement, keys, Series.id
+
+
+def search(
+    session: Session,
+    *,
+    project_pk: int,
+    query: CatalogQuery,
+    dialect: str,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> SearchPage:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit: must be between 1 and {MAX_LIMIT}, got {limit}")
+    compiler = FilterCompiler(
+        subject=Series.id, project_pk=project_pk, dialect=dialect, session=session
+    )
+    driver = _sort_driver(query, compiler)
+    # Only pks and sort values go through the sort; the page's rows are read afterwards.
+    if driver is not None:
+        statement, keys, pk_column = _driven_statement(
+            session, project_pk=project_pk, query=query, dialect=dialect, driver=driver
+        )
+    else:
+        statement, keys, pk_column = _sorted_statement(
+            session, project_pk=project_pk, query=query, dialect=dialect
+        )
     if cursor:
         values, pk = decode_cursor(query, cursor)
-        statement = statement.where(_after(keys, values, pk))
+        statement = statement.where(_after(keys, values, pk_column, pk))
     id_descending = keys[-1][1] if keys else True
     order = [e.desc() if d else e.asc() for e, d in keys]
-    order.append(Series.id.desc() if id_descending else Series.id.asc())
+    order.append(pk_column.desc() if id_descending else pk_column.asc())
     rows = session.execute(statement.order_by(*order).limit(limit + 1)).all()
     page, more = rows[:limit], len(rows) > limit
     pks = [row[0] for row in page]
