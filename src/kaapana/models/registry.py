@@ -7,9 +7,8 @@ workers never open the database, so a run carries the resolved file path in its 
 """
 
 import hashlib
-import re
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Engine, func, select
@@ -19,10 +18,8 @@ from kaapana.archive.visibility import ProjectScope
 from kaapana.db.engine import session_factory, write_transaction
 from kaapana.db.models import Model, Project
 from kaapana.errors import InvalidInput, NotFound
+from kaapana.models.names import MODEL_NAME
 from kaapana.storage import ObjectStore
-
-MODEL_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-"""Lower-case letters, digits, ``.``, ``_`` and ``-``: names go into URLs and folder names."""
 
 
 class ModelView(BaseModel):
@@ -103,7 +100,9 @@ class ModelRegistry:
             session.flush()
             return _view(session, row)
 
-    def list_models(self, *, scope: ProjectScope = None, project_pk: int | None = None) -> list[ModelView]:
+    def list_models(
+        self, *, scope: ProjectScope = None, project_pk: int | None = None
+    ) -> list[ModelView]:
         """Every version of every model the scope sees, by name, newest version first."""
         with self._sessions() as session:
             rows = session.scalars(
@@ -187,7 +186,6 @@ def _view(session: Session, row: Model) -> ModelView:
 
 
 __all__ = [
-    "MODEL_NAME",
     "ModelRegistry",
     "ModelView",
     "check_model_name",

@@ -23,7 +23,7 @@ ParamResolver = Callable[[int, Any], dict[str, Any]]
 
 
 class Resolvers:
-    """The registry of parameter resolvers (``Engine.resolvers``), filled by the composition root."""
+    """The parameter resolvers (``Engine.resolvers``), registered by the composition root."""
 
     def __init__(self) -> None:
         self._resolvers: dict[str, ParamResolver] = {}

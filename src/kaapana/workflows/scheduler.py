@@ -41,12 +41,12 @@ from kaapana.errors import KaapanaError
 from kaapana.storage import ObjectStore
 from kaapana.workflows.actions import Actions
 from kaapana.workflows.context import SeriesInput, TaskContext
-from kaapana.workflows.resolvers import split_params
 from kaapana.workflows.definitions import ModeValues, Step, Workflow
 from kaapana.workflows.execution import EndValues, TaskOutcome
 from kaapana.workflows.executor import DaskExecutor
 from kaapana.workflows.manifest import MANIFEST_NAME, build_manifest, encode
 from kaapana.workflows.registry import Registry
+from kaapana.workflows.resolvers import split_params
 from kaapana.workflows.results import Collected, StoredArtifact, collect, put_artifact
 from kaapana.workflows.states import (
     ACTIVE_RUN_STATES,
