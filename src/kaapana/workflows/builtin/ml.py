@@ -22,7 +22,15 @@ from kaapana.workflows.builtin import save_part10, series_datasets
 from kaapana.workflows.context import TaskContext
 from kaapana.workflows.definitions import ModeValues, Resources, Step, Workflow
 
-_MISSING = [name for name in ("torch", "monai") if importlib.util.find_spec(name) is None]
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ValueError:  # a module whose import was blocked (``sys.modules[name] = None``)
+        return False
+
+
+_MISSING = [name for name in ("torch", "monai") if not _installed(name)]
 if _MISSING:
     raise ImportError(f"{_MISSING} not installed: pip install 'kaapana[ml]'")
 
