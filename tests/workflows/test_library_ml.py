@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 TINY = {
     "model_name": "lungs",
     "labels": ["lungs"],
-    "epochs": 20,
+    "epochs": 12,
     "learning_rate": 0.01,
     "channels": [4, 8, 16],
     "num_res_units": 1,
@@ -78,6 +78,9 @@ def test_a_trained_model_is_registered_and_its_seg_of_a_new_ct_finds_the_lungs(
     names = {a.name for a in platform.workflows.artifacts(run.id)}
     for name in ("model.pt", "metrics.csv", "metrics.json", "metrics.svg", "split.json"):
         assert f"train-segmentation/{name}" in names
+    (training,) = [t for t in done.tasks if t.step == "train-segmentation"]
+    kept = platform.workflows.workspace.checkpoint_dir(run.id, training.id) / "checkpoint.pt"
+    assert kept.is_file()  # what a retry of the training would resume from
     metrics = platform.results.get(f"runs/{run.id}/train-segmentation/metrics.csv").decode()
     assert metrics.splitlines()[0] == "epoch,loss,dice_lungs,seconds"
     assert len(metrics.splitlines()) == 1 + TINY["epochs"]
