@@ -15,8 +15,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# One command for test and ml extras, so pip resolves torch once, as the ml extra pins it.
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,ml]'
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed

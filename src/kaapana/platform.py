@@ -11,6 +11,8 @@ from kaapana.catalog.thumbnails import thumbnail_results
 from kaapana.catalog.workflow_actions import TAG_SERIES, tag_series_handler
 from kaapana.config import Settings
 from kaapana.db import create_engine_for, upgrade
+from kaapana.models import ModelRegistry
+from kaapana.models.workflow_actions import MODEL_RESOLVER, REGISTER_MODEL, register_model_handler
 from kaapana.storage import FilesystemStore
 from kaapana.workflows import Engine
 
@@ -59,6 +61,9 @@ class Platform:
             matches_query=self.catalog.matches_stored,
         )
         self.workflows.actions.register(TAG_SERIES, tag_series_handler(self.catalog))
+        self.models = ModelRegistry(engine=self.engine, results=self.results)
+        self.workflows.actions.register(REGISTER_MODEL, register_model_handler(self.models))
+        self.workflows.resolvers.register(MODEL_RESOLVER, self.models.resolve)
         self.events.subscribe(SeriesArrived, self.workflows.triggers.on_series_arrived)
         # Set on the first start only: the generated password of `admin`, for the CLI to print.
         self.initial_admin_password: str | None = None

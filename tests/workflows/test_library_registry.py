@@ -23,7 +23,13 @@ def test_operator_workflows_without_the_extra_are_load_errors(
     for name in _EXTRA_MODULES:
         monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError
     registry = Registry(make_settings(workflow_entry_points=False))
-    assert [w.name for w in registry.all()] == ["de-identify", "noop", "series-metadata"]
+    assert [w.name for w in registry.all()] == [
+        "de-identify",
+        "noop",
+        "predict-segmentation",
+        "series-metadata",
+        "train-segmentation",
+    ]
     errors = {e.source: e.error for e in registry.errors}
     assert set(errors) == {"builtin nifti", "builtin segmentation", "builtin import_nifti"}
     assert all(error.startswith("ModuleNotFoundError") for error in errors.values())
@@ -34,5 +40,18 @@ def test_all_operator_workflows_load_with_the_extra(make_settings: Callable[...,
     assert registry.errors == []
     names = {w.name for w in registry.all()}
     operators = {"convert-to-nifti", "de-identify", "import-nifti", "segment-ct", "segment-otsu"}
-    assert operators <= names
+    assert operators | {"train-segmentation", "predict-segmentation"} <= names
     assert registry.source("segment-ct") == "builtin segmentation"
+    assert registry.source("train-segmentation") == "builtin ml"
+
+
+def test_the_ml_workflows_without_the_ml_extra_are_one_load_error(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(sys.modules, "kaapana.workflows.builtin.ml", raising=False)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    registry = Registry(make_settings(workflow_entry_points=False))
+    assert {e.source: e.error for e in registry.errors} == {
+        "builtin ml": "ImportError: ['torch'] not installed: pip install 'kaapana[ml]'"
+    }
+    assert "segment-ct" in {w.name for w in registry.all()}

@@ -31,6 +31,7 @@ from kaapana.api.routes import (
     tokens,
     users,
 )
+from kaapana.api.routes import models as model_routes
 from kaapana.api.routes import runs as run_routes
 from kaapana.api.routes import workflows as workflow_routes
 from kaapana.config import Settings
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         tags,
         workflow_routes,
         run_routes,
+        model_routes,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from kaapana import __version__
 from kaapana.cli import audit, catalog, data, datasets, nodes, projects, serve, tokens, users
+from kaapana.cli import models as model_commands
 from kaapana.cli import workflows as workflow_commands
 from kaapana.cli._common import error_console
 from kaapana.config import Settings
@@ -73,6 +74,7 @@ app.add_typer(workflow_commands.triggers_app, name="triggers")
 app.command(name="search")(catalog.search_command)
 app.add_typer(catalog.tags_app, name="tags")
 app.add_typer(catalog.catalog_app, name="catalog")
+app.add_typer(model_commands.app, name="models")
 
 
 def main() -> None:

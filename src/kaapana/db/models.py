@@ -429,6 +429,31 @@ class SeriesTag(Base):
     tag: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
+class Model(Base):
+    """A trained model in the registry: one version of a name in a project, with the run that
+    trained it and where its file lies in result storage."""
+
+    __tablename__ = "models"
+    __table_args__ = (
+        UniqueConstraint("project_pk", "name", "version"),
+        UniqueConstraint("run_pk", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_pk: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[list[dict[str, Any]]] = mapped_column(JsonDict, default=list)
+    modality: Mapped[str] = mapped_column(String(16))
+    # The training run; kept when the run is deleted, as the file stays in result storage.
+    run_pk: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    storage_key: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 __all__ = [
     "ApiToken",
     "Artifact",
@@ -440,6 +465,7 @@ __all__ = [
     "Instance",
     "LoginSession",
     "Membership",
+    "Model",
     "Patient",
     "Project",
     "Run",

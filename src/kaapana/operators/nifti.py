@@ -125,22 +125,12 @@ def _reorient(
     return moved
 
 
-def _code(concept: hd.sr.CodedConcept) -> dict[str, str]:
-    return {
-        "value": concept.value,
-        "scheme_designator": concept.scheme_designator,
-        "meaning": concept.meaning,
-    }
-
-
 def _segment_entry(segmentation: hd.seg.Segmentation, number: int) -> dict[str, Any]:
     item = segmentation.get_segment_description(number)
-    return {
-        "number": number,
-        "label": str(item.segment_label),
-        "category": _code(item.segmented_property_category),
-        "type": _code(item.segmented_property_type),
-    }
+    spec = SegmentSpec(
+        str(item.segment_label), item.segmented_property_category, item.segmented_property_type
+    )
+    return {"number": number, **spec.to_json()}
 
 
 def _check_reference(seg: hd.seg.Segmentation, image: Sequence[Dataset]) -> None:
@@ -204,20 +194,12 @@ def seg_to_nifti(
     return NiftiLabels(label_map=label_map, labels=labels)
 
 
-def _concept(item: dict[str, str]) -> hd.sr.CodedConcept:
-    return hd.sr.CodedConcept(item["value"], item["scheme_designator"], item["meaning"])
-
-
 def specs_from_labels_file(path: Path) -> tuple[str, list[tuple[int, SegmentSpec]]]:
     """Layout and (number, segment) pairs of a ``labels.json`` written by :func:`seg_to_nifti`."""
     try:
         description = json.loads(path.read_text())
         segments = [
-            (
-                int(item["number"]),
-                SegmentSpec(item["label"], _concept(item["category"]), _concept(item["type"])),
-            )
-            for item in description["segments"]
+            (int(item["number"]), SegmentSpec.from_json(item)) for item in description["segments"]
         ]
         return str(description.get("layout", "labelmap")), segments
     except (OSError, ValueError, KeyError, TypeError) as exc:

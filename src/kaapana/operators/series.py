@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Self
 
 import highdicom as hd
 import numpy as np
@@ -177,6 +177,31 @@ class SegmentSpec:
     category: hd.sr.CodedConcept
     property_type: hd.sr.CodedConcept
 
+    def to_json(self) -> dict[str, Any]:
+        """``label``, ``category`` and ``type`` as JSON (labels files, models, the registry)."""
+        return {
+            "label": self.label,
+            "category": _code_json(self.category),
+            "type": _code_json(self.property_type),
+        }
+
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> Self:
+        """The way back from :meth:`to_json`; a malformed item raises KeyError or TypeError."""
+        return cls(str(item["label"]), _concept(item["category"]), _concept(item["type"]))
+
+
+def _code_json(concept: hd.sr.CodedConcept) -> dict[str, str]:
+    return {
+        "value": concept.value,
+        "scheme_designator": concept.scheme_designator,
+        "meaning": concept.meaning,
+    }
+
+
+def _concept(item: Mapping[str, str]) -> hd.sr.CodedConcept:
+    return hd.sr.CodedConcept(item["value"], item["scheme_designator"], item["meaning"])
+
 
 def build_segmentation(
     datasets: Sequence[Dataset],
@@ -187,19 +212,21 @@ def build_segmentation(
     parameters: Mapping[str, object],
     series_description: str,
     automatic: bool = True,
+    family: hd.sr.CodedConcept = codes.cid7162.MorphologicalOperations,
 ) -> hd.seg.Segmentation:
     """Binary SEG over ``datasets`` (the source series in the order of the mask frames), one
     segment per spec in order; ``automatic`` segments name ``operator`` as their algorithm,
-    others (imported annotations) are recorded as manual. The UIDs derive from the source
-    series, operator, parameters and masks, so a retried task produces the same object instead
-    of a duplicate."""
+    others (imported annotations) are recorded as manual; ``family`` is the algorithm family
+    (CID 7162: morphological operations, artificial intelligence, ...). The UIDs derive from
+    the source series, operator, parameters and masks, so a retried task produces the same
+    object instead of a duplicate."""
     if not specs:
         raise InvalidInput("at least one segment is needed to build a SEG")
     # Segments last, as highdicom wants, but as a view on segment-major memory: its overlap
     # check sums over that axis, which is several times faster over whole contiguous masks.
     pixel_array = np.moveaxis(np.stack([masks[spec.label] for spec in specs]), 0, -1)
     identification = hd.AlgorithmIdentificationSequence(
-        name=operator, family=codes.cid7162.MorphologicalOperations, version=__version__
+        name=operator, family=family, version=__version__
     )
     descriptions = [
         hd.seg.SegmentDescription(

@@ -62,6 +62,12 @@ class TaskContext:
     """Folders the input links point into (work and storage); mounted read-only in containers."""
     secrets_dir: Path | None = None
     """The installation's secrets folder (``<data dir>/secrets``), for per-project keys."""
+    checkpoint_dir: Path | None = None
+    """A folder of this task kept across its attempts (and ``runs retry``), for checkpoints
+    that a later attempt resumes from; created on first use, never moved into the results."""
+    resolved: dict[str, Any] = field(default_factory=dict)
+    """What the platform resolved for parameters when the run was created (see
+    ``kaapana.workflows.resolvers``), by parameter name."""
 
     @property
     def batch_dir(self) -> Path:

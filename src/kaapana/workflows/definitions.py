@@ -210,10 +210,13 @@ class Workflow:
         max_parallel: int | None = None,
         needs_series: bool = True,
         project_params: Sequence[str] = (),
+        resolve_params: Mapping[str, str] | None = None,
     ) -> None:
         """``needs_series=False``: a workflow of per-run steps only (an import) may run without
         input series. ``project_params`` name parameters holding projects the run stores into
-        besides its own; creating the run needs write access there too."""
+        besides its own; creating the run needs write access there too. ``resolve_params``
+        maps parameters to the platform resolver that looks their value up when the run is
+        created (``kaapana.workflows.resolvers``), e.g. ``{"model": "model"}``."""
         self.name = check_name("name", name)
         if not isinstance(version, str) or not version.strip() or len(version) > 64:
             raise InvalidInput(f"'version' must be a string of 1-64 characters, got {version!r}")
@@ -235,6 +238,11 @@ class Workflow:
         if unknown:
             raise InvalidInput(f"'project_params' names unknown parameters {unknown}")
         self.project_params = tuple(project_params)
+        resolve_params = dict(resolve_params or {})
+        unknown = [p for p in resolve_params if p not in parameters.model_fields]
+        if unknown:
+            raise InvalidInput(f"'resolve_params' names unknown parameters {unknown}")
+        self.resolve_params = resolve_params
 
     @cached_property
     def order(self) -> list[str]:

@@ -30,6 +30,7 @@ from kaapana.workflows.definitions import Workflow
 from kaapana.workflows.executor import DaskExecutor
 from kaapana.workflows.manifest import MANIFEST_NAME, diff_manifests
 from kaapana.workflows.registry import Registry
+from kaapana.workflows.resolvers import Resolvers
 from kaapana.workflows.runs import SelectSeries, create_run, select_inputs
 from kaapana.workflows.scheduler import Scheduler, write_manifest
 from kaapana.workflows.states import (
@@ -74,6 +75,8 @@ class Engine:
         self.registry = Registry(settings)
         # Handlers of what tasks ask of the platform; registered by the composition root.
         self.actions = Actions()
+        # Look-ups of parameters when a run is created (a model's file); same root fills it.
+        self.resolvers = Resolvers()
         self.workspace = Workspace(settings.resolved_work_dir)
         self._executor = DaskExecutor(settings)
         self._scheduler: Scheduler | None = None
@@ -195,6 +198,7 @@ class Engine:
         definition = self.registry.get(workflow)
         checked = definition.validate_params(params or {})
         self._authorize_projects(definition, checked, project_pk, authorize)
+        checked = self.resolvers.resolve(definition.resolve_params, checked, project_pk)
         with write_transaction(self._engine) as session:
             pks = select_inputs(
                 session,

@@ -46,6 +46,7 @@ from kaapana.workflows.execution import EndValues, TaskOutcome
 from kaapana.workflows.executor import DaskExecutor
 from kaapana.workflows.manifest import MANIFEST_NAME, build_manifest, encode
 from kaapana.workflows.registry import Registry
+from kaapana.workflows.resolvers import split_params
 from kaapana.workflows.results import Collected, StoredArtifact, collect, put_artifact
 from kaapana.workflows.states import (
     ACTIVE_RUN_STATES,
@@ -337,6 +338,7 @@ class Scheduler:
             series_instance_uids=[s.series_instance_uid for s in series],
             upstream=step.upstream,
         )
+        params, resolved = split_params(run.params)
         ctx = TaskContext(
             run_id=run.id,
             task_id=task.id,
@@ -344,7 +346,7 @@ class Scheduler:
             workflow=run.workflow,
             step=step.name,
             project=inputs.project,
-            params=dict(run.params),
+            params=params,
             series=tuple(series),
             workflow_dir=attempt_dir,
             input_step=step.input_dir,
@@ -352,6 +354,8 @@ class Scheduler:
             log_path=self._workspace.log_path(run.id, task.id, task.attempts),
             shared_dirs=(self._workspace.root, self._settings.resolved_storage_dir),
             secrets_dir=self._settings.data_dir.resolve() / "secrets",
+            checkpoint_dir=self._workspace.checkpoint_dir(run.id, task.id),
+            resolved=resolved,
         )
         attempt = task.attempts
         task_id = task.id

@@ -33,6 +33,10 @@ class Workspace:
     def log_path(self, run_id: int, task_id: int, attempt: int) -> Path:
         return self.run_dir(run_id) / "logs" / f"{task_id}.{attempt}.log"
 
+    def checkpoint_dir(self, run_id: int, task_id: int) -> Path:
+        """Kept across the task's attempts: a retry resumes from what an earlier one saved."""
+        return self.run_dir(run_id) / "checkpoints" / str(task_id)
+
     def link_inputs(
         self,
         run_id: int,
