@@ -81,11 +81,14 @@ def _nice_width(span: float, bins: int) -> float:
 
 
 # The matching series of one facets call, materialised once so every facet joins from it
-# instead of evaluating the query again (temporary: private to the connection).
+# instead of evaluating the query again (temporary: private to the connection). On SQLite the
+# key is the rowid, which histogram bounds probe along the value index. PostgreSQL gets no key:
+# it hash-joins the table (a hash join keeps the order of the index it probes from), and an
+# index, or the sequence of a SERIAL, would slow the insert of what is often half the project.
 MATCHING = Table(
     "catalog_matching",
     MetaData(),
-    Column("series_pk", Integer, primary_key=True),
+    Column("series_pk", Integer, primary_key=True, autoincrement=False),
     prefixes=["TEMPORARY"],
 )
 
@@ -99,9 +102,13 @@ def matching_series(session: Session, matching: Select[tuple[int]]) -> Iterator[
     at all in a transaction that failed.
     """
     connection = session.connection()
-    MATCHING.create(connection)
+    postgresql = connection.dialect.name == "postgresql"
+    if postgresql:
+        connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {MATCHING.name} (series_pk integer)")
+    else:
+        MATCHING.create(connection)
     connection.execute(insert(MATCHING).from_select(["series_pk"], matching))
-    if connection.dialect.name == "postgresql":
+    if postgresql:
         # Autovacuum never sees temporary tables: without statistics the planner guesses.
         connection.exec_driver_sql(f"ANALYZE {MATCHING.name}")
     yield
