@@ -17,6 +17,7 @@ Attempt folder layout (``WORKFLOW_DIR``), the Kaapana processing-container contr
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -42,6 +43,16 @@ class SeriesInput:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class NodeAddress:
+    """A registered DICOM node as a task sees it: where to open an association to."""
+
+    name: str
+    ae_title: str
+    host: str
+    port: int
+
+
 @dataclass(frozen=True)
 class TaskContext:
     """The view of one task attempt; operators read it and call its methods."""
@@ -62,6 +73,20 @@ class TaskContext:
     """Folders the input links point into (work and storage); mounted read-only in containers."""
     secrets_dir: Path | None = None
     """The installation's secrets folder (``<data dir>/secrets``), for per-project keys."""
+    nodes: Mapping[str, NodeAddress] = field(default_factory=dict)
+    """The registered DICOM nodes the run's node parameters name, resolved by the scheduler."""
+    calling_ae_title: str = ""
+    """The installation's AE title, which the task's own associations call from."""
+
+    def node(self, name: str) -> NodeAddress:
+        """The address of a node a node parameter names; workers never read the registry."""
+        found = self.nodes.get(name)
+        if found is None:
+            raise InvalidInput(
+                f"DICOM node {name!r} is not registered (any more), or no node parameter of "
+                f"workflow {self.workflow!r} names it"
+            )
+        return found
 
     @property
     def batch_dir(self) -> Path:
@@ -182,6 +207,7 @@ __all__ = [
     "BATCH_NAME",
     "CANCEL_FILE",
     "CONTROL_DIR",
+    "NodeAddress",
     "SeriesInput",
     "TaskContext",
     "read_progress",

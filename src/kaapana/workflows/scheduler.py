@@ -27,6 +27,7 @@ from kaapana.config import Settings
 from kaapana.db.engine import session_factory, write_transaction
 from kaapana.db.models import (
     Artifact,
+    DicomNode,
     Instance,
     Project,
     Run,
@@ -40,7 +41,7 @@ from kaapana.db.models import utcnow as now
 from kaapana.errors import KaapanaError
 from kaapana.storage import ObjectStore
 from kaapana.workflows.actions import Actions
-from kaapana.workflows.context import SeriesInput, TaskContext
+from kaapana.workflows.context import NodeAddress, SeriesInput, TaskContext
 from kaapana.workflows.definitions import ModeValues, Step, Workflow
 from kaapana.workflows.execution import EndValues, TaskOutcome
 from kaapana.workflows.executor import DaskExecutor
@@ -352,6 +353,8 @@ class Scheduler:
             log_path=self._workspace.log_path(run.id, task.id, task.attempts),
             shared_dirs=(self._workspace.root, self._settings.resolved_storage_dir),
             secrets_dir=self._settings.data_dir.resolve() / "secrets",
+            nodes=_node_addresses(session, workflow, run.params),
+            calling_ae_title=self._settings.ae_title,
         )
         attempt = task.attempts
         task_id = task.id
@@ -505,6 +508,18 @@ def _replace_artifact(
     existing.size = stored.size
     existing.sha256 = stored.sha256
     existing.created_at = now()
+
+
+def _node_addresses(
+    session: Session, workflow: Workflow, params: dict[str, object]
+) -> dict[str, NodeAddress]:
+    """The nodes the run's node parameters name, as registered now (checked at creation; one
+    removed since is missing, and the task says so)."""
+    names = sorted({str(params[p]) for p in workflow.node_params if params.get(p)})
+    if not names:
+        return {}
+    rows = session.scalars(select(DicomNode).where(DicomNode.name.in_(names)))
+    return {n.name: NodeAddress(n.name, n.ae_title, n.host, n.port) for n in rows}
 
 
 def _upstream_states(
