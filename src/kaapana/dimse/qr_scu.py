@@ -7,7 +7,6 @@ on another association, out of the task's sight.
 """
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -32,6 +31,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelGet,
 )
 
+from kaapana.archive.metadata import UID_PATTERN
 from kaapana.dimse import statuses
 from kaapana.dimse.scu import AssociationFailed, RemoteNode, associate
 from kaapana.dimse.transport import MAX_CONTEXTS
@@ -46,7 +46,6 @@ _GET_DONE: Final = frozenset(
         statuses.OUT_OF_RESOURCES_SUB_OPERATIONS,
     }
 )
-_UID: Final = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 # What a retrieving association accepts per storage SOP class: the node picks one of these
 # for each class (and transcodes, where it can, what it holds in another).
 RETRIEVE_TRANSFER_SYNTAXES: Final = [
@@ -155,7 +154,7 @@ def get_study(
 def _receive(event: evt.Event, folder: Path, retrieved: Retrieved) -> int:
     """EVT_C_STORE of a C-GET sub-operation: the object's bytes, as received, into a file."""
     uid = str(event.request.AffectedSOPInstanceUID or "")
-    safe = _UID.fullmatch(uid) is not None and len(uid) <= 64
+    safe = UID_PATTERN.match(uid) is not None and len(uid) <= 64
     name = uid if safe else hashlib.sha256(uid.encode()).hexdigest()
     path = folder / f"{name}.dcm"
     try:

@@ -15,8 +15,8 @@ from typing import Any, Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
 
+from kaapana.archive.metadata import UID_PATTERN
 from kaapana.catalog.datasets import check_dataset_name
 from kaapana.errors import InvalidInput
 
@@ -122,7 +122,7 @@ class RetrieveFromPacsParameters(StudyFilters):
     @classmethod
     def _uids(cls, values: list[str]) -> list[str]:
         for value in values:
-            if not UID(value).is_valid:
+            if len(value) > 64 or not UID_PATTERN.match(value):
                 raise ValueError(f"{value[:80]!r} is not a valid UID")
         return list(dict.fromkeys(values))
 
