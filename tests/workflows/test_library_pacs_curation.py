@@ -176,10 +176,21 @@ def test_an_unknown_node_is_refused_when_the_run_is_created(make_site: Callable[
 
 
 @pytest.mark.parametrize("database_url", [None], ids=["sqlite"])
-def test_an_unreachable_node_fails_the_tasks_naming_it(make_site: Callable[..., Site]) -> None:
+def test_an_unreachable_or_removed_node_fails_the_tasks_naming_it(
+    make_site: Callable[..., Site],
+) -> None:
     site = make_site(series=1)
     platform = site.platform
-    Nodes(platform.engine).add("offline", "OFFLINE", "127.0.0.1", free_port())
+    nodes = Nodes(platform.engine)
+    nodes.add("offline", "OFFLINE", "127.0.0.1", free_port())
+    nodes.add("retired", "RETIRED", "127.0.0.1", free_port())
+    recorded = platform.workflows.start_run(
+        project_pk=site.project_pk,
+        workflow="query-pacs",
+        params={"node": "retired"},
+        start=False,
+    )
+    nodes.remove("retired")  # after the run was created, before its task is submitted
     sent = platform.workflows.start_run(
         project_pk=site.project_pk,
         workflow="send-dicom",
@@ -193,6 +204,8 @@ def test_an_unreachable_node_fails_the_tasks_naming_it(make_site: Callable[..., 
         assert task.state == "failed"
         assert "association with offline (OFFLINE@127.0.0.1:" in task.error
         assert "unreachable" in task.error
+    (gone,) = platform.workflows.wait(recorded.id, timeout=120).tasks
+    assert gone.state == "failed" and "DICOM node 'retired' is not registered" in gone.error
 
 
 def _series_tags(platform: Platform, project_pk: int) -> dict[str, set[str]]:
