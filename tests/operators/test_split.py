@@ -11,9 +11,10 @@ from kaapana.operators.split import (
     SplitValues,
     TrainTestSplitParameters,
     attribute_tag,
-    items_from_metadata,
+    split_items,
     split_patients,
 )
+from kaapana.testing import ct_series, mr_series
 
 
 def _cohort(strata: dict[str, int], series_per_patient: int = 2) -> list[SplitItem]:
@@ -80,12 +81,24 @@ def test_a_patient_with_two_modalities_is_a_stratum_of_its_own() -> None:
     assert split.parts["1.1"] is split.parts["1.2"]
 
 
+def test_the_strata_of_real_series_come_from_their_dicom_json() -> None:
+    series = [ct_series(patient_id="C", rows=16, columns=16, slices=1)[0]]
+    series.append(mr_series(patient_id="M", rows=16, columns=16, slices=1)[0])
+    tag = TrainTestSplitParameters(stratify_by="Modality").stratify_by
+    items = split_items([(ds.SeriesInstanceUID, ds.to_json_dict(), ()) for ds in series], tag)
+    assert [(item.patient_id, item.stratum) for item in items] == [("C", "CT"), ("M", "MR")]
+
+
 def test_series_are_read_from_dicom_json_and_bad_input_is_refused() -> None:
     tag = attribute_tag("Modality")
     metadata = {"00100020": {"vr": "LO", "Value": ["P7"]}, tag: {"vr": "CS", "Value": ["MR"]}}
-    assert items_from_metadata([("1.2.3", metadata)], tag) == [SplitItem("1.2.3", "P7", "MR")]
+    assert split_items([("1.2.3", metadata, ())], tag) == [SplitItem("1.2.3", "P7", "MR")]
+    tags = ("diagnosis:positive", "reviewed", "diagnosis:rare")
+    by_tag = TrainTestSplitParameters(stratify_by="tag:diagnosis").stratify_by
+    assert split_items([("1.2.3", metadata, tags)], by_tag)[0].stratum == "positive+rare"
+    assert split_items([("1.2.3", metadata, ("reviewed",))], by_tag)[0].stratum == ""
     with pytest.raises(InvalidInput, match=r"series 1\.2\.4 has no PatientID"):
-        items_from_metadata([("1.2.4", {tag: {"vr": "CS", "Value": ["CT"]}})], tag)
+        split_items([("1.2.4", {tag: {"vr": "CS", "Value": ["CT"]}}, ())], tag)
     with pytest.raises(InvalidInput, match="2 patients are too few"):
         split_patients(_cohort({"CT": 2}), TrainTestSplitParameters(validation_fraction=0.2))
 
@@ -97,6 +110,7 @@ def test_series_are_read_from_dicom_json_and_bad_input_is_refused() -> None:
         ({"test_fraction": 0.6, "validation_fraction": 0.4}, "leave nothing for training"),
         ({"test_fraction": 0}, "greater than 0"),
         ({"tag_prefix": "bad*prefix"}, "letters, digits"),
+        ({"stratify_by": "tag: "}, "needs a tag prefix"),
     ],
 )
 def test_parameters_are_checked(values: dict[str, object], message: str) -> None:

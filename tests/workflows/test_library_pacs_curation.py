@@ -221,13 +221,13 @@ def _series_tags(platform: Platform, project_pk: int) -> dict[str, set[str]]:
 
 
 @pytest.mark.parametrize("database_url", [None], ids=["sqlite"])
-def test_train_test_split_tags_whole_patients_stratified_by_modality(
+def test_train_test_split_tags_whole_patients_stratified_by_their_tags(
     make_site: Callable[..., Site],
 ) -> None:
     site = make_site(series=0)
     platform = site.platform
     patient_of: dict[str, str] = {}
-    modality_of: dict[str, str] = {}
+    diagnosis_of: dict[str, str] = {}
     for number in range(8):
         make = ct_series if number < 4 else mr_series
         for repeat in range(2 if number % 3 == 0 else 1):  # some patients have two studies
@@ -240,12 +240,17 @@ def test_train_test_split_tags_whole_patients_stratified_by_modality(
             )
             uid = store(platform, series, dataset="cohort")
             patient_of[uid] = series[0].PatientID
-            modality_of[uid] = series[0].Modality
+            diagnosis_of[uid] = "positive" if number % 2 else "negative"
     catalog = platform.catalog
+    for diagnosis in ("positive", "negative"):
+        uids = [uid for uid, found in diagnosis_of.items() if found == diagnosis]
+        catalog.tag(
+            project_pk=site.project_pk, series_instance_uids=uids, add=[f"diagnosis:{diagnosis}"]
+        )
     stale = next(iter(patient_of))
     catalog.tag(project_pk=site.project_pk, series_instance_uids=[stale], add=["split:test"])
     params = {
-        "stratify_by": "Modality",
+        "stratify_by": "tag:diagnosis",
         "test_fraction": 0.25,
         "validation_fraction": 0.25,
         "seed": 5,
@@ -253,7 +258,10 @@ def test_train_test_split_tags_whole_patients_stratified_by_modality(
     run = _run(site.platform, site.project_pk, "train-test-split", dataset="cohort", params=params)
     assert run.state == "succeeded", [t.error for t in run.tasks]
 
-    tags = _series_tags(platform, site.project_pk)
+    tags = {
+        uid: {tag for tag in found if tag.startswith("split:")}
+        for uid, found in _series_tags(platform, site.project_pk).items()
+    }
     assert set(tags) == set(patient_of)
     assert all(len(found) == 1 for found in tags.values())  # the stale tag was replaced
     part_of_patient: dict[str, set[str]] = defaultdict(set)
@@ -262,14 +270,11 @@ def test_train_test_split_tags_whole_patients_stratified_by_modality(
     assert all(len(parts) == 1 for parts in part_of_patient.values())
     patients = defaultdict(set)
     for uid, found in tags.items():
-        patients[modality_of[uid], next(iter(found))].add(patient_of[uid])
+        patients[diagnosis_of[uid], next(iter(found))].add(patient_of[uid])
     assert {key: len(value) for key, value in patients.items()} == {
-        ("CT", "split:test"): 1,
-        ("CT", "split:validation"): 1,
-        ("CT", "split:train"): 2,
-        ("MR", "split:test"): 1,
-        ("MR", "split:validation"): 1,
-        ("MR", "split:train"): 2,
+        (diagnosis, f"split:{part}"): count
+        for diagnosis in ("positive", "negative")
+        for part, count in (("test", 1), ("validation", 1), ("train", 2))
     }
     names = [a.name for a in platform.workflows.artifacts(run.id)]
     table_name = next(name for name in names if name.endswith("split.csv"))

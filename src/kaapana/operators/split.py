@@ -23,6 +23,8 @@ from kaapana.catalog.tags import check_tag
 from kaapana.errors import InvalidInput
 
 PATIENT_ID_TAG = "00100020"
+TAG_STRATA = "tag:"
+"""``stratify_by`` of this form stratifies by the series' tags ``<prefix>:<value>``."""
 
 
 class SplitValues(StrEnum):
@@ -41,8 +43,9 @@ class TrainTestSplitParameters(BaseModel):
     stratify_by: str | None = Field(
         None,
         max_length=64,
-        description="DICOM keyword or tag (`Modality`, `BodyPartExamined`, `00180015`) whose "
-        "value over a patient's series is its stratum; unset: no stratification.",
+        description="DICOM keyword or tag (`Modality`, `BodyPartExamined`, `00180015`), or "
+        "`tag:<prefix>` for the series' tags `<prefix>:<value>`, whose values over a patient's "
+        "series are its stratum; unset: no stratification.",
     )
     seed: int = Field(0, description="Seed of the shuffle: the same seed, the same split.")
     tag_prefix: str = Field(
@@ -56,7 +59,14 @@ class TrainTestSplitParameters(BaseModel):
     @field_validator("stratify_by")
     @classmethod
     def _attribute(cls, value: str | None) -> str | None:
-        return None if value is None else attribute_tag(value)
+        if value is None:
+            return None
+        if value.startswith(TAG_STRATA):
+            prefix = value.removeprefix(TAG_STRATA).strip()
+            if not prefix:
+                raise ValueError("'tag:' needs a tag prefix, e.g. tag:diagnosis")
+            return TAG_STRATA + prefix
+        return attribute_tag(value)
 
     @field_validator("tag_prefix")
     @classmethod
@@ -127,17 +137,22 @@ class Split:
         return table
 
 
-def items_from_metadata(
-    series: Sequence[tuple[str, Mapping[str, Any]]], stratify_by: str | None
+def split_items(
+    series: Sequence[tuple[str, Mapping[str, Any], Sequence[str]]], stratify_by: str | None
 ) -> list[SplitItem]:
-    """SplitItems of (Series Instance UID, series-level DICOM JSON); a series without
+    """SplitItems of (Series Instance UID, series-level DICOM JSON, tags); a series without
     PatientID is refused, as it cannot be grouped by patient."""
     items = []
-    for uid, metadata in series:
+    for uid, metadata, tags in series:
         patient_id = json_value(metadata, PATIENT_ID_TAG)
         if not patient_id:
             raise InvalidInput(f"series {uid} has no PatientID: patients cannot be kept together")
-        stratum = json_value(metadata, stratify_by) if stratify_by else ""
+        stratum = ""
+        if stratify_by and stratify_by.startswith(TAG_STRATA):
+            prefix = stratify_by.removeprefix(TAG_STRATA) + ":"
+            stratum = "+".join(sorted(t.removeprefix(prefix) for t in tags if t.startswith(prefix)))
+        elif stratify_by:
+            stratum = json_value(metadata, stratify_by)
         items.append(SplitItem(uid, patient_id, stratum))
     return items
 
@@ -210,7 +225,7 @@ __all__ = [
     "SplitValues",
     "TrainTestSplitParameters",
     "attribute_tag",
-    "items_from_metadata",
     "json_value",
+    "split_items",
     "split_patients",
 ]

@@ -34,13 +34,15 @@ BATCH_NAME = "batch"
 
 @dataclass(frozen=True, slots=True)
 class SeriesInput:
-    """One input series: its UIDs and its series-level DICOM JSON (PS3.18 F.2)."""
+    """One input series: its UIDs, its series-level DICOM JSON (PS3.18 F.2) and its tags."""
 
     series_instance_uid: str
     study_instance_uid: str
     modality: str
     number_of_instances: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    """The run's project's tags on the series when the run's first task was submitted."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from kaapana.db.models import (
     RunInput,
     RunOutput,
     Series,
+    SeriesTag,
     Study,
     Task,
 )
@@ -305,7 +306,16 @@ class Scheduler:
                 .where(RunInput.run_pk == run.id)
             ):
                 files[uid].append((sop_instance_uid, storage_key))
-            series = [SeriesInput(*row) for row in rows]
+            tags: dict[str, list[str]] = defaultdict(list)
+            for uid, tag in session.execute(
+                select(Series.series_instance_uid, SeriesTag.tag)
+                .join(SeriesTag, SeriesTag.series_pk == Series.id)
+                .join(RunInput, RunInput.series_pk == Series.id)
+                .where(RunInput.run_pk == run.id, SeriesTag.project_pk == run.project_pk)
+                .order_by(SeriesTag.tag)
+            ):
+                tags[uid].append(tag)
+            series = [SeriesInput(*row, tags=tuple(tags[row[0]])) for row in rows]
             self._inputs[run.id] = _RunInputs(
                 project=project.name if project else "",
                 series=series,

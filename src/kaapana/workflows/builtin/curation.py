@@ -18,7 +18,7 @@ from kaapana.errors import InvalidInput
 from kaapana.operators.split import (
     SplitValues,
     TrainTestSplitParameters,
-    items_from_metadata,
+    split_items,
     split_patients,
 )
 from kaapana.workflows.context import TaskContext
@@ -36,8 +36,8 @@ def _request_tags(
 def run_train_test_split(ctx: TaskContext) -> None:
     """Split the input series by patient and stratum; tag each series with its part."""
     parameters = TrainTestSplitParameters.model_validate(ctx.params)
-    items = items_from_metadata(
-        [(s.series_instance_uid, s.metadata) for s in ctx.series], parameters.stratify_by
+    items = split_items(
+        [(s.series_instance_uid, s.metadata, s.tags) for s in ctx.series], parameters.stratify_by
     )
     split = split_patients(items, parameters)
     table = ctx.output_dir / "split.csv"
