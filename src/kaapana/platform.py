@@ -8,7 +8,14 @@ from kaapana.archive.deletion import finish_removals
 from kaapana.auth.service import Auth
 from kaapana.catalog import Catalog, Datasets, SeriesDeletion, SeriesJobs, SeriesMedia
 from kaapana.catalog.thumbnails import thumbnail_results
-from kaapana.catalog.workflow_actions import TAG_SERIES, tag_series_handler
+from kaapana.catalog.workflow_actions import (
+    ADD_TO_DATASET,
+    DELETE_SERIES,
+    TAG_SERIES,
+    add_to_dataset_handler,
+    delete_series_handler,
+    tag_series_handler,
+)
 from kaapana.config import Settings
 from kaapana.db import create_engine_for, upgrade
 from kaapana.models import ModelRegistry
@@ -64,6 +71,16 @@ class Platform:
         self.models = ModelRegistry(engine=self.engine, results=self.results)
         self.workflows.actions.register(REGISTER_MODEL, register_model_handler(self.models))
         self.workflows.resolvers.register(MODEL_RESOLVER, self.models.resolve)
+        self.workflows.actions.register(
+            ADD_TO_DATASET,
+            add_to_dataset_handler(self.engine, self.datasets, self.archive.projects),
+        )
+        self.workflows.actions.register(
+            DELETE_SERIES,
+            delete_series_handler(
+                self.engine, self.series_deletion, self.auth.users, self.archive.projects
+            ),
+        )
         self.events.subscribe(SeriesArrived, self.workflows.triggers.on_series_arrived)
         # Set on the first start only: the generated password of `admin`, for the CLI to print.
         self.initial_admin_password: str | None = None

@@ -9,116 +9,48 @@ and authenticates as ``pi_a`` with an API token as the Basic password.
 """
 
 import io
-import json
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 from pydicom import dcmread
 
 from kaapana.testing import ct_series
 from tests.api.conftest import Live
-from tests.helpers import free_port, part10, wait_until
+from tests.helpers import part10
+from tests.orthanc import Orthanc, running_orthanc
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
-ORTHANC = Path("/usr/sbin/Orthanc")
 # Debian's orthanc-dicomweb links its versioned library (libOrthancDicomWeb.so.1.7) here.
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 PEER = "kaapana"
-START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 
 
-@dataclass
-class Orthanc:
-    """A running Orthanc, a client for its REST API, and its log for failure messages."""
-
-    api: httpx.Client
-    log: Path
-
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        """POST JSON and return the JSON answer; Orthanc's log says what the peer answered."""
-        response = self.api.post(path, json=body)
-        assert response.status_code == 200, f"{response.text}\n{self.tail()}"
-        return response.json()
-
-    def sop_instance_uid(self, instance_id: str) -> str:
-        tags = self.api.get(f"/instances/{instance_id}/simplified-tags").json()
-        return str(tags["SOPInstanceUID"])
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-def _config(workdir: Path, http_port: int, peer_url: str, token: str) -> dict[str, Any]:
-    """Loopback only and without users of its own: nothing but this test can reach it."""
-    return {
-        "Name": "kaapana-interop",
-        "StorageDirectory": str(workdir / "storage"),
+@pytest.fixture
+def orthanc(live: Live, tmp_path: Path) -> Iterator[Orthanc]:
+    if not DICOMWEB_PLUGIN.exists():
+        pytest.skip(f"{DICOMWEB_PLUGIN} is missing (make test installs orthanc-dicomweb)")
+    live.site.headers("pi_a")  # issues pi_a's token with write scope
+    peer_url = live.url + "/dicomweb/projects/A/"
+    settings = {
         "Plugins": [str(DICOMWEB_PLUGIN)],
-        "HttpPort": http_port,
-        "DicomPort": free_port(),
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "HttpTimeout": 20,
         "DicomWeb": {
             "Enable": True,
             "Root": "/dicom-web/",
             "Servers": {
                 # Any username: kaapana reads the API token from the Basic password.
-                PEER: {"Url": peer_url, "Username": "orthanc", "Password": token},
+                PEER: {
+                    "Url": peer_url,
+                    "Username": "orthanc",
+                    "Password": live.site.tokens["pi_a"],
+                },
             },
         },
     }
-
-
-def _answers(api: httpx.Client) -> bool:
-    try:
-        return api.get("/system").status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-@pytest.fixture
-def orthanc(live: Live, tmp_path: Path) -> Iterator[Orthanc]:
-    if not ORTHANC.exists():
-        pytest.skip(f"{ORTHANC} is missing (make test installs the Debian package orthanc)")
-    if not DICOMWEB_PLUGIN.exists():
-        pytest.skip(f"{DICOMWEB_PLUGIN} is missing (make test installs orthanc-dicomweb)")
-    live.site.headers("pi_a")  # issues pi_a's token with write scope
-    http_port = free_port()
-    config = tmp_path / "orthanc.json"
-    peer_url = live.url + "/dicomweb/projects/A/"
-    config.write_text(json.dumps(_config(tmp_path, http_port, peer_url, live.site.tokens["pi_a"])))
-    log = tmp_path / "orthanc.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(ORTHANC), "--verbose", str(config)],
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=30) as api:
-            wait_until(
-                lambda: process.poll() is not None or _answers(api), START_TIMEOUT, "Orthanc"
-            )
-            assert process.poll() is None, log.read_text(errors="replace")
-            yield Orthanc(api, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
+    with running_orthanc(tmp_path, settings) as running:
+        yield running
 
 
 def test_orthanc_queries_and_retrieves_a_project_study(live: Live, orthanc: Orthanc) -> None:

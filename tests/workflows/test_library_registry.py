@@ -25,10 +25,16 @@ def test_operator_workflows_without_the_extra_are_load_errors(
     registry = Registry(make_settings(workflow_entry_points=False))
     assert [w.name for w in registry.all()] == [
         "de-identify",
+        "delete-series",
         "noop",
         "predict-segmentation",
+        "query-pacs",
+        "retrieve-from-pacs",
+        "send-dicom",
         "series-metadata",
+        "tag-dataset",
         "train-segmentation",
+        "train-test-split",
     ]
     errors = {e.source: e.error for e in registry.errors}
     assert set(errors) == {"builtin nifti", "builtin segmentation", "builtin import_nifti"}

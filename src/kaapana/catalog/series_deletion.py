@@ -7,8 +7,9 @@ DELETE takes; this adds what every interface needs around it: waiting for object
 indexed, and the audit record. Who may delete is checked by the interface (``manage``).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -43,8 +44,10 @@ class SeriesDeletion:
         *,
         actor: str,
         address: str | None = None,
+        detail: Mapping[str, Any] | None = None,
     ) -> Removal:
-        """Remove the series from ``project``, all or none (unknown UIDs change nothing)."""
+        """Remove the series from ``project``, all or none (unknown UIDs change nothing);
+        ``detail`` adds to the audit record (e.g. the run that asked)."""
         self._flush()  # rows still in flight must not outlive their deletion
         removal = remove_series(
             self._engine,
@@ -61,6 +64,7 @@ class SeriesDeletion:
             project=project.name,
             address=address,
             detail={
+                **(detail or {}),
                 "series": list(dict.fromkeys(series_instance_uids))[:100],
                 "series_unlinked": removal.series_unlinked,
                 "series_deleted": removal.series_deleted,

@@ -18,6 +18,7 @@ from rich.table import Table
 from kaapana.cli._common import console, error_console, platform_of, print_json
 from kaapana.errors import InvalidInput
 from kaapana.platform import Platform
+from kaapana.workflows.runs import CONSOLE_CREATOR
 from kaapana.workflows.states import DONE_TASK_STATES, RunStateValues
 from kaapana.workflows.views import RunDetailView
 
@@ -129,7 +130,7 @@ def run_command(
             params=_params(param or []),
             dataset=dataset,
             series=series,
-            created_by="cli",
+            created_by=CONSOLE_CREATOR,
             start=wait,
         )
         _report(platform, run, wait=wait, as_json=as_json)
@@ -284,7 +285,7 @@ def rerun(
 ) -> None:
     """Start the same workflow version on the same inputs with the same parameters."""
     with platform_of(ctx) as platform:
-        run = platform.workflows.rerun(run_id, created_by="cli", start=wait)
+        run = platform.workflows.rerun(run_id, created_by=CONSOLE_CREATOR, start=wait)
         _report(platform, run, wait=wait, as_json=as_json)
 
 
@@ -339,7 +340,7 @@ def add_trigger(
             workflow=workflow,
             query=parsed,
             params=_params(param or []),
-            created_by="cli",
+            created_by=CONSOLE_CREATOR,
         )
     console().print(f"trigger [bold]{rule.name}[/bold] starts {rule.workflow} in {rule.project}")
 

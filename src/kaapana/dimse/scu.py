@@ -1,17 +1,21 @@
-"""The DICOM SCU: verify a remote node and send objects to it, as stored (no re-encoding)."""
+"""The DICOM SCU: verify a remote node and send objects to it, as stored (no re-encoding).
+
+A node is anything with a name, AE title, host and port: a registered ``DicomNode`` row, or the
+``NodeAddress`` a workflow task is handed (workers never read the registry).
+"""
 
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import pydicom
 from pynetdicom import AE
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
 
-from kaapana.db.models import DicomNode
 from kaapana.dimse.transport import MAX_CONTEXTS, configure, no_delay, pause_reactor
 from kaapana.errors import InvalidInput, KaapanaError
 
@@ -21,15 +25,26 @@ class AssociationFailed(KaapanaError):
     code = "association_failed"
 
 
+class RemoteNode(Protocol):
+    """Where an association goes; ``name`` is for messages."""
+
+    name: str
+    ae_title: str
+    host: str
+    port: int
+
+
 @dataclass
 class SendReport:
     sent: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _associate(ae: AE, node: DicomNode) -> Association:
+def associate(ae: AE, node: RemoteNode, **kwargs: Any) -> Association:
+    """An established association with ``node`` (``kwargs`` go to ``AE.associate``), or
+    ``AssociationFailed`` naming the node and why."""
     configure()
-    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title)
+    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title, **kwargs)
     if not assoc.is_established:
         if assoc.is_rejected:
             reason = "rejected"
@@ -49,12 +64,12 @@ def _associate(ae: AE, node: DicomNode) -> Association:
     return assoc
 
 
-def echo(node: DicomNode, *, calling_ae_title: str) -> float:
+def echo(node: RemoteNode, *, calling_ae_title: str) -> float:
     """C-ECHO round trip in seconds; raises ``AssociationFailed``."""
     ae = AE(ae_title=calling_ae_title)
     ae.add_requested_context(Verification)
     started = time.perf_counter()
-    assoc = _associate(ae, node)
+    assoc = associate(ae, node)
     try:
         status = assoc.send_c_echo()
     finally:
@@ -71,7 +86,7 @@ def _presentation(path: Path) -> tuple[str, str]:
 
 
 def send(
-    node: DicomNode,
+    node: RemoteNode,
     files: Iterable[Path],
     *,
     calling_ae_title: str,
@@ -93,7 +108,7 @@ def send(
         ae = AE(ae_title=calling_ae_title)
         for sop_class, transfer_syntax in chunk:
             ae.add_requested_context(sop_class, transfer_syntax)
-        assoc = _associate(ae, node)
+        assoc = associate(ae, node)
         try:
             for pair in chunk:
                 for path in groups[pair]:
@@ -121,4 +136,4 @@ def _send_one(assoc: Association, path: Path, report: SendReport) -> bool:
     return True
 
 
-__all__ = ["AssociationFailed", "SendReport", "echo", "send"]
+__all__ = ["AssociationFailed", "RemoteNode", "SendReport", "associate", "echo", "send"]

@@ -1,7 +1,7 @@
 """Workflows: definitions, registry, runs and tasks, scheduler, Dask executor, provenance."""
 
 from kaapana.workflows.actions import ActionHandler, ActionRequest, Actions
-from kaapana.workflows.context import SeriesInput, TaskContext
+from kaapana.workflows.context import NodeAddress, SeriesInput, TaskContext
 from kaapana.workflows.definitions import (
     CommandOperator,
     ContainerOperator,
@@ -27,6 +27,7 @@ __all__ = [
     "Engine",
     "ModeValues",
     "NoParameters",
+    "NodeAddress",
     "PythonOperator",
     "Registry",
     "Resources",

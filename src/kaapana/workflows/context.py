@@ -17,6 +17,7 @@ Attempt folder layout (``WORKFLOW_DIR``), the Kaapana processing-container contr
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -33,13 +34,25 @@ BATCH_NAME = "batch"
 
 @dataclass(frozen=True, slots=True)
 class SeriesInput:
-    """One input series: its UIDs and its series-level DICOM JSON (PS3.18 F.2)."""
+    """One input series: its UIDs, its series-level DICOM JSON (PS3.18 F.2) and its tags."""
 
     series_instance_uid: str
     study_instance_uid: str
     modality: str
     number_of_instances: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    """The run's project's tags on the series when the run's first task was submitted."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAddress:
+    """A registered DICOM node as a task sees it: where to open an association to."""
+
+    name: str
+    ae_title: str
+    host: str
+    port: int
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,20 @@ class TaskContext:
     resolved: dict[str, Any] = field(default_factory=dict)
     """What the platform resolved for parameters when the run was created (see
     ``kaapana.workflows.resolvers``), by parameter name."""
+    nodes: Mapping[str, NodeAddress] = field(default_factory=dict)
+    """The registered DICOM nodes the run's node parameters name, resolved by the scheduler."""
+    calling_ae_title: str = ""
+    """The installation's AE title, which the task's own associations call from."""
+
+    def node(self, name: str) -> NodeAddress:
+        """The address of a node a node parameter names; workers never read the registry."""
+        found = self.nodes.get(name)
+        if found is None:
+            raise InvalidInput(
+                f"DICOM node {name!r} is not registered (any more), or no node parameter of "
+                f"workflow {self.workflow!r} names it"
+            )
+        return found
 
     @property
     def batch_dir(self) -> Path:
@@ -188,6 +215,7 @@ __all__ = [
     "BATCH_NAME",
     "CANCEL_FILE",
     "CONTROL_DIR",
+    "NodeAddress",
     "SeriesInput",
     "TaskContext",
     "read_progress",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from kaapana.auth.roles import PermissionValues
 from kaapana.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -211,12 +212,17 @@ class Workflow:
         needs_series: bool = True,
         project_params: Sequence[str] = (),
         resolve_params: Mapping[str, str] | None = None,
+        node_params: Sequence[str] = (),
+        permission: PermissionValues = PermissionValues.write,
     ) -> None:
         """``needs_series=False``: a workflow of per-run steps only (an import) may run without
         input series. ``project_params`` name parameters holding projects the run stores into
         besides its own; creating the run needs write access there too. ``resolve_params``
         maps parameters to the platform resolver that looks their value up when the run is
-        created (``kaapana.workflows.resolvers``), e.g. ``{"model": "model"}``."""
+        created (``kaapana.workflows.resolvers``), e.g. ``{"model": "model"}``. ``node_params``
+        name parameters holding registered DICOM nodes: checked when the run is created, their
+        addresses handed to the tasks (``TaskContext.node``). ``permission``: what creating,
+        retrying and rerunning a run needs on its project (``manage`` for deleting data)."""
         self.name = check_name("name", name)
         if not isinstance(version, str) or not version.strip() or len(version) > 64:
             raise InvalidInput(f"'version' must be a string of 1-64 characters, got {version!r}")
@@ -243,6 +249,16 @@ class Workflow:
         if unknown:
             raise InvalidInput(f"'resolve_params' names unknown parameters {unknown}")
         self.resolve_params = resolve_params
+        unknown = [p for p in node_params if p not in parameters.model_fields]
+        if unknown:
+            raise InvalidInput(f"'node_params' names unknown parameters {unknown}")
+        self.node_params = tuple(node_params)
+        try:
+            self.permission = PermissionValues(permission)
+        except ValueError as exc:
+            raise InvalidInput(
+                f"'permission' must be one of {', '.join(PermissionValues)}, got {permission!r}"
+            ) from exc
 
     @cached_property
     def order(self) -> list[str]:

@@ -18,7 +18,9 @@ from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import select
 
 from kaapana.archive import Archive
+from kaapana.archive.nodes import Nodes
 from kaapana.archive.visibility import ProjectScope
+from kaapana.auth.roles import PermissionValues
 from kaapana.config import Settings
 from kaapana.db.engine import session_factory, write_transaction
 from kaapana.db.models import Artifact, Project, Run, RunInput, Series, Task, utcnow
@@ -198,6 +200,7 @@ class Engine:
         definition = self.registry.get(workflow)
         checked = definition.validate_params(params or {})
         self._authorize_projects(definition, checked, project_pk, authorize)
+        self._check_nodes(definition, checked)
         checked = self.resolvers.resolve(definition.resolve_params, checked, project_pk)
         with write_transaction(self._engine) as session:
             pks = select_inputs(
@@ -234,6 +237,25 @@ class Engine:
             if authorize is not None and target.id != project_pk:
                 authorize(target.id, name)
 
+    def _check_nodes(self, definition: Workflow, params: dict[str, Any]) -> None:
+        """Each DICOM node a node parameter names is registered (the tasks get its address)."""
+        nodes = Nodes(self._engine)
+        for param in definition.node_params:
+            if not params.get(param):
+                continue
+            try:
+                nodes.get(params[param])
+            except NotFound as exc:
+                known = ", ".join(node.name for node in nodes.list()) or "none"
+                raise NotFound(
+                    f"parameter {param!r} of workflow {definition.name!r}: no DICOM node named "
+                    f"{params[param]!r} is registered (registered: {known})"
+                ) from exc
+
+    def permission(self, workflow: str) -> PermissionValues:
+        """What creating, retrying or rerunning a run of ``workflow`` needs on its project."""
+        return self.registry.get(workflow).permission
+
     def rerun(
         self,
         run_id: int,
@@ -255,6 +277,7 @@ class Engine:
                 "same definition"
             )
         self._authorize_projects(definition, original.params, original.project_pk, authorize)
+        self._check_nodes(definition, original.params)
         with write_transaction(self._engine) as session:
             pks = list(
                 session.scalars(

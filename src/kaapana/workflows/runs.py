@@ -11,6 +11,8 @@ from kaapana.errors import InvalidInput, NotFound
 from kaapana.workflows.definitions import ModeValues, Workflow
 from kaapana.workflows.states import RunStateValues, TaskStateValues
 
+CONSOLE_CREATOR = "cli"
+"""``created_by`` of runs started with ``kaapana run``, by whoever operates the installation."""
 SelectSeries = Callable[[int, dict[str, Any]], Select[tuple[int]]]
 """Turns a catalog query of a project into a select of series pks (wired by the catalog)."""
 
@@ -124,4 +126,4 @@ def create_run(
     return run
 
 
-__all__ = ["SelectSeries", "create_run", "select_inputs"]
+__all__ = ["CONSOLE_CREATOR", "SelectSeries", "create_run", "select_inputs"]

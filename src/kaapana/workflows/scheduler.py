@@ -27,12 +27,14 @@ from kaapana.config import Settings
 from kaapana.db.engine import session_factory, write_transaction
 from kaapana.db.models import (
     Artifact,
+    DicomNode,
     Instance,
     Project,
     Run,
     RunInput,
     RunOutput,
     Series,
+    SeriesTag,
     Study,
     Task,
 )
@@ -40,7 +42,7 @@ from kaapana.db.models import utcnow as now
 from kaapana.errors import KaapanaError
 from kaapana.storage import ObjectStore
 from kaapana.workflows.actions import Actions
-from kaapana.workflows.context import SeriesInput, TaskContext
+from kaapana.workflows.context import NodeAddress, SeriesInput, TaskContext
 from kaapana.workflows.definitions import ModeValues, Step, Workflow
 from kaapana.workflows.execution import EndValues, TaskOutcome
 from kaapana.workflows.executor import DaskExecutor
@@ -305,7 +307,16 @@ class Scheduler:
                 .where(RunInput.run_pk == run.id)
             ):
                 files[uid].append((sop_instance_uid, storage_key))
-            series = [SeriesInput(*row) for row in rows]
+            tags: dict[str, list[str]] = defaultdict(list)
+            for uid, tag in session.execute(
+                select(Series.series_instance_uid, SeriesTag.tag)
+                .join(SeriesTag, SeriesTag.series_pk == Series.id)
+                .join(RunInput, RunInput.series_pk == Series.id)
+                .where(RunInput.run_pk == run.id, SeriesTag.project_pk == run.project_pk)
+                .order_by(SeriesTag.tag)
+            ):
+                tags[uid].append(tag)
+            series = [SeriesInput(*row, tags=tuple(tags[row[0]])) for row in rows]
             self._inputs[run.id] = _RunInputs(
                 project=project.name if project else "",
                 series=series,
@@ -356,6 +367,8 @@ class Scheduler:
             secrets_dir=self._settings.data_dir.resolve() / "secrets",
             checkpoint_dir=self._workspace.checkpoint_dir(run.id, task.id),
             resolved=resolved,
+            nodes=_node_addresses(session, workflow, params),
+            calling_ae_title=self._settings.ae_title,
         )
         attempt = task.attempts
         task_id = task.id
@@ -509,6 +522,18 @@ def _replace_artifact(
     existing.size = stored.size
     existing.sha256 = stored.sha256
     existing.created_at = now()
+
+
+def _node_addresses(
+    session: Session, workflow: Workflow, params: dict[str, object]
+) -> dict[str, NodeAddress]:
+    """The nodes the run's node parameters name, as registered now (checked at creation; one
+    removed since is missing, and the task says so)."""
+    names = sorted({str(params[p]) for p in workflow.node_params if params.get(p)})
+    if not names:
+        return {}
+    rows = session.scalars(select(DicomNode).where(DicomNode.name.in_(names)))
+    return {n.name: NodeAddress(n.name, n.ae_title, n.host, n.port) for n in rows}
 
 
 def _upstream_states(

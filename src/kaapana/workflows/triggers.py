@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 
 from kaapana.archive.events import SeriesArrived
 from kaapana.archive.visibility import ProjectScope
+from kaapana.auth.roles import PermissionValues
 from kaapana.db.engine import session_factory, write_transaction
 from kaapana.db.models import Project, Series, SeriesProject, TriggerRule
 from kaapana.errors import Conflict, InvalidInput, NotFound
@@ -65,7 +66,13 @@ class Triggers:
         created_by: str = "",
     ) -> TriggerView:
         check_name("trigger name", name)
-        checked = self._workflow_of(workflow).validate_params(params or {})
+        definition = self._workflow_of(workflow)
+        if definition.permission is PermissionValues.manage:
+            raise InvalidInput(
+                f"workflow {workflow!r} needs manage access to the project (it deletes data); "
+                "a trigger does not start it"
+            )
+        checked = definition.validate_params(params or {})
         if query is not None:
             if self._matches_query is None:
                 raise InvalidInput(

@@ -56,6 +56,13 @@ def _audit(
     )
 
 
+def _may_start(platform: Platform, principal: Principal, project_pk: int, workflow: str) -> None:
+    """Beyond write access: what the workflow needs (``manage`` for one that deletes data)."""
+    permission = platform.workflows.permission(workflow)
+    if permission is not PermissionValues.write:
+        principal.require(project_pk, permission, what=f"project of workflow {workflow!r}")
+
+
 def _write_access(principal: Principal) -> Callable[[int, str], None]:
     """For the other projects a run stores into (e.g. de-identify's target project)."""
 
@@ -74,6 +81,7 @@ def create_run(
 ) -> RunDetailView:
     project = platform.archive.projects.get(body.project)
     principal.require(project.id, PermissionValues.write, what=f"project {body.project!r}")
+    _may_start(platform, principal, project.id, body.workflow)
     run = platform.workflows.start_run(
         project_pk=project.id,
         workflow=body.workflow,
@@ -134,7 +142,8 @@ def retry_run(
     run_id: RunId, request: Request, platform: PlatformDep, principal: CurrentPrincipal
 ) -> RunDetailView:
     """Run the failed, canceled and upstream-failed tasks again."""
-    _writable(platform, principal, run_id)
+    original = _writable(platform, principal, run_id)
+    _may_start(platform, principal, original.project_pk, original.workflow)
     run = platform.workflows.retry(run_id)
     _audit(platform, request, principal, "run.retry", run)
     return run
@@ -145,7 +154,8 @@ def rerun_run(
     run_id: RunId, request: Request, platform: PlatformDep, principal: CurrentPrincipal
 ) -> RunDetailView:
     """A new run of the same workflow definition on the same inputs with the same parameters."""
-    _writable(platform, principal, run_id)
+    original = _writable(platform, principal, run_id)
+    _may_start(platform, principal, original.project_pk, original.workflow)
     run = platform.workflows.rerun(
         run_id, created_by=principal.username, authorize=_write_access(principal)
     )
