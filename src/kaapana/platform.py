@@ -7,6 +7,7 @@ from kaapana.archive import Archive, EventBus, SeriesArrived
 from kaapana.archive.deletion import finish_removals
 from kaapana.auth.service import Auth
 from kaapana.catalog import Catalog, Datasets, SeriesDeletion, SeriesJobs, SeriesMedia
+from kaapana.catalog.references import referenced_series_uids
 from kaapana.catalog.thumbnails import thumbnail_results
 from kaapana.catalog.workflow_actions import TAG_SERIES, tag_series_handler
 from kaapana.config import Settings
@@ -57,6 +58,7 @@ class Platform:
             results=self.results,
             select_series=self.catalog.resolve,
             matches_query=self.catalog.matches_stored,
+            referenced_series=referenced_series_uids,
         )
         self.workflows.actions.register(TAG_SERIES, tag_series_handler(self.catalog))
         self.events.subscribe(SeriesArrived, self.workflows.triggers.on_series_arrived)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kaapana.errors import InvalidInput
+from kaapana.workflows.definitions import INPUT_STEP
 
 CONTROL_DIR = ".kaapana"
 RESULTS_FILE = "results.jsonl"
@@ -40,6 +41,10 @@ class SeriesInput:
     modality: str
     number_of_instances: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    """The run's project's tags on the series, as the run's inputs were loaded."""
+    datasets: tuple[str, ...] = ()
+    """The datasets of the run's project that hold the series."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,9 @@ class TaskContext:
     """Folders the input links point into (work and storage); mounted read-only in containers."""
     secrets_dir: Path | None = None
     """The installation's secrets folder (``<data dir>/secrets``), for per-project keys."""
+    references: tuple[SeriesInput, ...] = ()
+    """Of a step with ``references``: the series the task's series reference (a SEG's image
+    series) that the run's project holds, besides the task's own series."""
 
     @property
     def batch_dir(self) -> Path:
@@ -84,6 +92,13 @@ class TaskContext:
         return {
             s.series_instance_uid: self.batch_dir / s.series_instance_uid / self.input_step
             for s in self.series
+        }
+
+    def reference_dirs(self) -> dict[str, Path]:
+        """Each referenced series' DICOM folder (``batch/<uid>/get-input-data``), by UID."""
+        return {
+            s.series_instance_uid: self.batch_dir / s.series_instance_uid / INPUT_STEP
+            for s in self.references
         }
 
     @property

@@ -155,6 +155,9 @@ class Step:
     timeout: float | None = None
     artifacts: tuple[str, ...] = ()
     """Glob patterns, relative to the output folder, of files kept as artifacts of the run."""
+    references: bool = False
+    """Also give each task the series its series reference (a SEG's image series, found in
+    the stored instances) that the run's project holds: ``ctx.references``."""
 
     def __post_init__(self) -> None:
         check_name("step name", self.name)
@@ -252,6 +255,8 @@ class Workflow:
                 "mode": step.mode.value,
                 "upstream": list(step.upstream),
                 "operator": step.operator.fingerprint(),
+                # Only when set, so the hashes of steps without it stay as they were.
+                **({"references": True} if step.references else {}),
             }
             for step in self.steps.values()
         ]
