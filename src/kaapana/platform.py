@@ -9,7 +9,12 @@ from kaapana.auth.service import Auth
 from kaapana.catalog import Catalog, Datasets, SeriesDeletion, SeriesJobs, SeriesMedia
 from kaapana.catalog.references import referenced_series_uids
 from kaapana.catalog.thumbnails import thumbnail_results
-from kaapana.catalog.workflow_actions import TAG_SERIES, tag_series_handler
+from kaapana.catalog.workflow_actions import (
+    SET_SERIES_FEATURES,
+    TAG_SERIES,
+    set_series_features_handler,
+    tag_series_handler,
+)
 from kaapana.config import Settings
 from kaapana.db import create_engine_for, upgrade
 from kaapana.storage import FilesystemStore
@@ -61,6 +66,9 @@ class Platform:
             referenced_series=referenced_series_uids,
         )
         self.workflows.actions.register(TAG_SERIES, tag_series_handler(self.catalog))
+        self.workflows.actions.register(
+            SET_SERIES_FEATURES, set_series_features_handler(self.catalog)
+        )
         self.events.subscribe(SeriesArrived, self.workflows.triggers.on_series_arrived)
         # Set on the first start only: the generated password of `admin`, for the CLI to print.
         self.initial_admin_password: str | None = None

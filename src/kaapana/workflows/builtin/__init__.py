@@ -12,6 +12,7 @@ from pydicom import Dataset
 from kaapana.errors import InvalidInput
 from kaapana.operators.series import read_series
 from kaapana.workflows.context import TaskContext
+from kaapana.workflows.definitions import INPUT_STEP
 
 
 def series_files(ctx: TaskContext) -> list[Path]:
@@ -39,12 +40,14 @@ def series_seg(ctx: TaskContext) -> Dataset:
 
 def referenced_seg_image(ctx: TaskContext, seg: Dataset) -> list[Path]:
     """The files of the image series ``seg`` references, among the task's referenced series
-    (a step with ``references``); a SEG without its reference image is refused by name."""
+    (a step with ``references``) or its input series; a SEG without its reference image is
+    refused by name."""
     wanted = [str(item.SeriesInstanceUID) for item in seg.get("ReferencedSeriesSequence", [])]
-    folders = ctx.reference_dirs()
+    known = {s.series_instance_uid for s in (*ctx.series, *ctx.references)}
     for uid in wanted:
-        if uid in folders:
-            return sorted(path for path in folders[uid].iterdir() if path.is_file())
+        if uid in known:
+            folder = ctx.batch_dir / uid / INPUT_STEP
+            return sorted(path for path in folder.iterdir() if path.is_file())
     raise InvalidInput(
         f"SEG {seg.SeriesInstanceUID} references image series {wanted or 'none'}, which the "
         "project does not hold: a SEG needs its reference image"
