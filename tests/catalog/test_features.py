@@ -23,6 +23,7 @@ def request(uid: str, project_pk: int, **payload: object) -> ActionRequest:
     )
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_features_are_searchable_replaced_as_a_whole_and_checked(platform: Platform) -> None:
     ct = ct_series(rows=16, columns=16, slices=2)
     for ds in ct:
