@@ -50,6 +50,7 @@ ID_COLUMNS: Final = (
     "error",
 )
 
+# PyRadiomics logs each feature class and setting at INFO, which would flood every task log.
 logging.getLogger("radiomics").setLevel(logging.ERROR)
 
 

@@ -156,8 +156,8 @@ class Step:
     artifacts: tuple[str, ...] = ()
     """Glob patterns, relative to the output folder, of files kept as artifacts of the run."""
     references: bool = False
-    """Also give each task the series its series reference (a SEG's image series, found in
-    the stored instances) that the run's project holds: ``ctx.references``."""
+    """Also give each task the series its series reference (a SEG's image series, from the
+    series-level DICOM JSON) that the run's project holds: ``ctx.references``."""
 
     def __post_init__(self) -> None:
         check_name("step name", self.name)

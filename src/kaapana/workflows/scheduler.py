@@ -357,21 +357,19 @@ class Scheduler:
         return tags, datasets
 
     def _references_of(
-        self, session: Session, project_pk: int, uids: Sequence[str]
+        self, session: Session, project_pk: int, series: Sequence[SeriesInput]
     ) -> tuple[list[SeriesInput], dict[str, list[tuple[str, str]]]]:
-        """The series the stored instances of ``uids`` reference that the project holds (other
-        than ``uids``), with their files: read from the instances, not from the catalog's
-        reference rows, which are made later, when the series is processed."""
+        """The series that ``series`` reference and the project holds (other than ``series``),
+        with their files. Read from the series-level DICOM JSON the task has anyway (a SEG's
+        ReferencedSeriesSequence is there from ingest on): no query for a series that references
+        nothing, and no wait for the catalog's reference rows, which come later."""
         if self._referenced_series is None:
             return [], {}
+        uids = {item.series_instance_uid for item in series}
         wanted: set[str] = set()
-        for (metadata,) in session.execute(
-            select(Instance.metadata_json)
-            .join(Series, Series.id == Instance.series_pk)
-            .where(Series.series_instance_uid.in_(uids))
-        ):
-            wanted |= self._referenced_series(metadata or {})
-        wanted -= set(uids)
+        for item in series:
+            wanted |= self._referenced_series(item.metadata or {})
+        wanted -= uids
         if not wanted:
             return [], {}
         visible = [
@@ -416,8 +414,7 @@ class Scheduler:
             self._workspace.link_inputs(run.id, uid, inputs.files[uid], self._archive.store)
         references: list[SeriesInput] = []
         if step.references:
-            own = [s.series_instance_uid for s in series]
-            references, files = self._references_of(session, run.project_pk, own)
+            references, files = self._references_of(session, run.project_pk, series)
             for item in references:
                 uid = item.series_instance_uid
                 self._workspace.link_inputs(run.id, uid, files[uid], self._archive.store)
