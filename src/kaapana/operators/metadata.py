@@ -101,9 +101,7 @@ def _value(metadata: Mapping[str, Any], keyword: str, many: bool, number: bool) 
     return values[0] if values else None
 
 
-def metadata_table(
-    series: Sequence[SeriesRow], parameters: CollectMetadataParameters
-) -> pa.Table:
+def metadata_table(series: Sequence[SeriesRow], parameters: CollectMetadataParameters) -> pa.Table:
     """One row per series: ``BASE_COLUMNS``, then the chosen attributes."""
     columns: dict[str, list[Any]] = {
         "series_instance_uid": [str(s["series_instance_uid"]) for s in series],
