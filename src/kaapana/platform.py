@@ -7,13 +7,16 @@ from kaapana.archive import Archive, EventBus, SeriesArrived
 from kaapana.archive.deletion import finish_removals
 from kaapana.auth.service import Auth
 from kaapana.catalog import Catalog, Datasets, SeriesDeletion, SeriesJobs, SeriesMedia
+from kaapana.catalog.references import referenced_series_uids
 from kaapana.catalog.thumbnails import thumbnail_results
 from kaapana.catalog.workflow_actions import (
     ADD_TO_DATASET,
     DELETE_SERIES,
+    SET_SERIES_FEATURES,
     TAG_SERIES,
     add_to_dataset_handler,
     delete_series_handler,
+    set_series_features_handler,
     tag_series_handler,
 )
 from kaapana.config import Settings
@@ -66,6 +69,7 @@ class Platform:
             results=self.results,
             select_series=self.catalog.resolve,
             matches_query=self.catalog.matches_stored,
+            referenced_series=referenced_series_uids,
         )
         self.workflows.actions.register(TAG_SERIES, tag_series_handler(self.catalog))
         self.models = ModelRegistry(engine=self.engine, results=self.results)
@@ -80,6 +84,9 @@ class Platform:
             delete_series_handler(
                 self.engine, self.series_deletion, self.auth.users, self.archive.projects
             ),
+        )
+        self.workflows.actions.register(
+            SET_SERIES_FEATURES, set_series_features_handler(self.catalog)
         )
         self.events.subscribe(SeriesArrived, self.workflows.triggers.on_series_arrived)
         # Set on the first start only: the generated password of `admin`, for the CLI to print.

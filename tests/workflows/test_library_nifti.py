@@ -12,6 +12,8 @@ from sqlalchemy import select
 
 from kaapana.db.models import Instance, RunOutput, Series
 from kaapana.errors import InvalidInput
+from kaapana.operators.nifti import nifti_to_seg, specs_from_labels_file
+from kaapana.platform import Platform
 from kaapana.testing import ct_series
 from kaapana.testing.synthetic import ct_segmentation
 from kaapana.workflows import ModeValues, Step, Workflow
@@ -21,29 +23,59 @@ from tests.workflows.conftest import Site
 from tests.workflows.test_library_segment import store
 
 
-def test_convert_to_nifti_keeps_a_nifti_and_its_sidecar_and_refuses_a_seg(
-    make_site: Callable[..., Site],
+def artifact_file(platform: Platform, run_id: int, name: str, folder: Path) -> Path:
+    _, stream = platform.workflows.open_artifact(run_id, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / Path(name).name
+    with stream:
+        target.write_bytes(stream.read())
+    return target
+
+
+def test_convert_to_nifti_converts_an_image_and_its_seg_onto_its_grid_voxel_for_voxel(
+    make_site: Callable[..., Site], tmp_path: Path
 ) -> None:
     site = make_site(series=0)
     platform = site.platform
     ct = ct_series(rows=32, columns=32, slices=6)
     ct_uid = store(platform, ct, dataset="both")
-    seg = ct_segmentation(ct)
+    seg = ct_segmentation(ct, labels=("lungs", "bones"))
     platform.archive.store_bytes(part10(seg), platform.archive.target("admin", "both"))
+    seg_uid = str(seg.SeriesInstanceUID)
+    orphan_ct = ct_series(patient_id="ORPHAN", rows=32, columns=32, slices=6, seed=3)
+    orphan = ct_segmentation(orphan_ct, seed=3, labels=("lungs",))
+    platform.archive.store_bytes(part10(orphan), platform.archive.target("admin", "both"))
     run = platform.workflows.start_run(
         project_pk=site.project_pk, workflow="convert-to-nifti", dataset="both"
     )
     done = platform.workflows.wait(run.id, timeout=180)
     tasks = {t.series_instance_uid: t for t in done.tasks}
-    assert tasks[ct_uid].state == "succeeded"
-    failed = tasks[str(seg.SeriesInstanceUID)]
-    assert failed.state == "failed" and "is a SEG" in failed.error
+    assert tasks[ct_uid].state == "succeeded" and tasks[seg_uid].state == "succeeded", done
+    failed = tasks[str(orphan.SeriesInstanceUID)]
+    assert failed.state == "failed"
+    assert f"references image series ['{orphan_ct[0].SeriesInstanceUID}']" in failed.error
+    assert "needs its reference image" in failed.error
+
     names = sorted(a.name for a in platform.workflows.artifacts(run.id))
     prefix = f"batch/{ct_uid}/convert-to-nifti/"
     assert f"{prefix}image.nii.gz" in names and f"{prefix}image.json" in names
-    _, stream = platform.workflows.open_artifact(run.id, f"{prefix}image.json")
-    with stream:
-        assert json.load(stream)["Modality"] == "CT"
+    image = artifact_file(platform, run.id, f"{prefix}image.nii.gz", tmp_path)
+    sidecar = artifact_file(platform, run.id, f"{prefix}image.json", tmp_path)
+    assert json.loads(sidecar.read_text())["Modality"] == "CT"
+    seg_prefix = f"batch/{seg_uid}/convert-to-nifti/"
+    label_map = artifact_file(platform, run.id, f"{seg_prefix}image.nii.gz", tmp_path / "x")
+    labels = artifact_file(platform, run.id, f"{seg_prefix}image.labels.json", tmp_path / "x")
+    reference, converted = nib.load(image), nib.load(label_map)
+    assert converted.shape == reference.shape
+    np.testing.assert_allclose(converted.affine, reference.affine, atol=1e-4)
+
+    layout, segments = specs_from_labels_file(labels)
+    back = nifti_to_seg(label_map, ct, segments, stacked=layout == "stacked")
+    uids = [ds.SOPInstanceUID for ds in ct]
+    original = seg.get_pixels_by_source_instance(uids, dtype=np.uint8)
+    again = back.get_pixels_by_source_instance(uids, dtype=np.uint8)
+    assert original.any() and np.array_equal(original, again)
+    assert [s.SegmentLabel for s in back.SegmentSequence] == ["lungs", "bones"]
 
 
 def nnunet_folder(root: Path) -> Path:

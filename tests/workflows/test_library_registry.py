@@ -9,7 +9,8 @@ import pytest
 from kaapana.config import Settings
 from kaapana.workflows.registry import Registry
 
-_EXTRA_MODULES = ("scipy", "nibabel", "skimage", "dcm2niix")
+# The `workflows` extra, and the `radiomics` one.
+_EXTRA_MODULES = ("scipy", "nibabel", "skimage", "dcm2niix", "pyarrow", "radiomics", "SimpleITK")
 
 
 def test_operator_workflows_without_the_extra_are_load_errors(
@@ -37,7 +38,17 @@ def test_operator_workflows_without_the_extra_are_load_errors(
         "train-test-split",
     ]
     errors = {e.source: e.error for e in registry.errors}
-    assert set(errors) == {"builtin nifti", "builtin segmentation", "builtin import_nifti"}
+    assert set(errors) == {
+        f"builtin {module}"
+        for module in (
+            "nifti",
+            "segmentation",
+            "import_nifti",
+            "radiomics",
+            "evaluation",
+            "metadata",
+        )
+    }
     assert all(error.startswith("ModuleNotFoundError") for error in errors.values())
 
 
@@ -45,7 +56,16 @@ def test_all_operator_workflows_load_with_the_extra(make_settings: Callable[...,
     registry = Registry(make_settings(workflow_entry_points=False))
     assert registry.errors == []
     names = {w.name for w in registry.all()}
-    operators = {"convert-to-nifti", "de-identify", "import-nifti", "segment-ct", "segment-otsu"}
+    operators = {
+        "convert-to-nifti",
+        "de-identify",
+        "import-nifti",
+        "segment-ct",
+        "segment-otsu",
+        "radiomics",
+        "evaluate-segmentation",
+        "collect-metadata",
+    }
     assert operators | {"train-segmentation", "predict-segmentation"} <= names
     assert registry.source("segment-ct") == "builtin segmentation"
     assert registry.source("train-segmentation") == "builtin ml"

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from kaapana.archive.events import SeriesArrived
 from kaapana.catalog import discovery, facets, indexing, tags
+from kaapana.catalog import features as features_module
 from kaapana.catalog import search as searching
 from kaapana.catalog.facets import Facet, FacetCounter, FacetSpec
 from kaapana.catalog.query import CatalogQuery, parse_query
@@ -128,6 +129,28 @@ class Catalog:
         """The project's tags with the number of series carrying each, most used first."""
         with Session(self._engine) as session:
             return tags.tag_counts(session, project_pk=project_pk)
+
+    def set_features(
+        self,
+        *,
+        project_pk: int,
+        series_instance_uid: str,
+        source: str,
+        features: Mapping[str, object],
+    ) -> int:
+        """Replace a series' features of ``source`` and index them as fields
+        ``<source>.<name>``; returns how many were stored."""
+        checked = features_module.checked_features(source, features)
+        with write_transaction(self._engine) as session:
+            series_pk = features_module.replace_features(
+                session,
+                series_instance_uid=series_instance_uid,
+                projects={project_pk},
+                source=source,
+                features=checked,
+            )
+        indexing.index_series(self._engine, [series_pk])
+        return len(checked)
 
     def reindex(self, series_pks: Sequence[int] | None = None) -> int:
         """Rebuild the search rows of ``series_pks`` (default: every series); returns the count."""

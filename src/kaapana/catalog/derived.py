@@ -42,6 +42,8 @@ class SeriesFacts:
     references: Sequence[str] = field(default_factory=tuple)
     referenced_by: Sequence[str] = field(default_factory=tuple)
     validation: SeriesValidation | None = None
+    features: Sequence[tuple[str, str, float]] = field(default_factory=tuple)
+    """``(source, name, value)`` of the numbers workflows computed for the series."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,17 +240,62 @@ DERIVED_FIELDS: dict[str, DerivedField] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class FeatureFamily:
+    """Fields ``<source>.<name>`` a workflow's features make (``series_features``): their names
+    are open, so the family is one entry, ``<source>.*``, beside the derived fields."""
+
+    source: str
+    kind: FieldKindValues
+    description: str
+
+
+FEATURE_FAMILIES: dict[str, FeatureFamily] = {
+    family.source: family
+    for family in (
+        FeatureFamily(
+            "radiomics",
+            _K.number,
+            "PyRadiomics features of a SEG's segments (radiomics workflow): "
+            "radiomics.<segment label>.<feature>, e.g. radiomics.lungs.original_shape_MeshVolume.",
+        ),
+    )
+}
+
+
+def feature_values(facts: SeriesFacts) -> list[tuple[str, FieldKindValues, float]]:
+    """The catalog fields of the series' features, of the registered families only."""
+    return [
+        (f"{source}.{name}", FEATURE_FAMILIES[source].kind, value)
+        for source, name, value in facts.features
+        if source in FEATURE_FAMILIES
+    ]
+
+
+def family_of(name: str) -> FeatureFamily | None:
+    """The feature family a field name belongs to (``radiomics.lungs.x``), if any."""
+    source, dot, rest = name.partition(".")
+    return FEATURE_FAMILIES.get(source) if dot and rest else None
+
+
 def derived_kinds() -> dict[str, FieldKindValues]:
-    return {name: entry.kind for name, entry in DERIVED_FIELDS.items()}
+    """Derived fields by name, and feature families as ``<source>.*``."""
+    kinds = {name: entry.kind for name, entry in DERIVED_FIELDS.items()}
+    kinds.update({f"{source}.*": family.kind for source, family in FEATURE_FAMILIES.items()})
+    return kinds
 
 
 __all__ = [
     "ANNOTATION_MODALITIES",
     "DERIVED_FIELDS",
+    "FEATURE_FAMILIES",
     "DerivedField",
     "DerivedValue",
+    "FeatureFamily",
     "SeriesFacts",
     "derived_kinds",
+    "family_of",
+    "feature_values",
     "first_text",
     "values_of",
 ]

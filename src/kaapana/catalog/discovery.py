@@ -6,7 +6,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from kaapana.catalog.derived import DERIVED_FIELDS, derived_kinds
+from kaapana.catalog.derived import DERIVED_FIELDS, derived_kinds, family_of
 from kaapana.catalog.fields import FieldKindValues, field_vr, kind_of_vr, resolve_field
 from kaapana.catalog.filters import like_pattern
 from kaapana.db.models import SeriesAttribute, SeriesProject, SeriesTag
@@ -60,7 +60,7 @@ def fields(session: Session, *, project_pk: int, prefix: str = "") -> list[Field
         )
     found = []
     for name, series, numbers, low_text, high_text, low, high in session.execute(statement):
-        derived = DERIVED_FIELDS.get(name)
+        derived = DERIVED_FIELDS.get(name) or family_of(name)
         vr = None if derived else field_vr(name)
         kind = derived.kind if derived else kind_of_vr(vr)
         if kind is FieldKindValues.unknown:

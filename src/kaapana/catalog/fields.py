@@ -98,6 +98,9 @@ def resolve_field(field: object, derived: dict[str, FieldKindValues]) -> FieldRe
         return FieldRef(name, FieldKindValues.tag)
     if name in derived:
         return FieldRef(name, derived[name])
+    family = f"{name.split('.', 1)[0]}.*"
+    if "." in name and family in derived:  # a feature family's field (``radiomics.lungs.x``)
+        return FieldRef(name, derived[family])
     parts = name.split(".")
     tags = [_component(part, name) for part in parts]
     for part, tag in zip(parts[:-1], tags[:-1], strict=True):

@@ -12,7 +12,12 @@ from typing import Final
 from sqlalchemy import Engine, delete, exists, insert, select
 from sqlalchemy.orm import Session, aliased
 
-from kaapana.catalog.derived import ANNOTATION_MODALITIES, DERIVED_FIELDS, SeriesFacts
+from kaapana.catalog.derived import (
+    ANNOTATION_MODALITIES,
+    DERIVED_FIELDS,
+    SeriesFacts,
+    feature_values,
+)
 from kaapana.catalog.flatten import Document, FieldValue, distinct_values, flatten, typed_value
 from kaapana.db.engine import write_transaction
 from kaapana.db.models import (
@@ -20,6 +25,7 @@ from kaapana.db.models import (
     Patient,
     Series,
     SeriesAttribute,
+    SeriesFeature,
     SeriesProject,
     SeriesReference,
     SeriesText,
@@ -47,6 +53,10 @@ def series_values(facts: SeriesFacts) -> list[FieldValue]:
             typed = typed_value(entry.name, entry.kind, raw)
             if typed is not None:
                 values.append(typed)
+    for name, kind, raw in feature_values(facts):
+        typed = typed_value(name, kind, raw)
+        if typed is not None:
+            values.append(typed)
     return distinct_values(values)
 
 
@@ -107,6 +117,15 @@ def _facts(session: Session, series_pks: Sequence[int]) -> Iterator[SeriesFacts]
             instances[series_pk].append(document)
     references = _references(session, series_pks)
     referenced_by = _referenced_by(session, series_pks)
+    features: dict[int, list[tuple[str, str, float]]] = defaultdict(list)
+    for series_pk, source, name, value in session.execute(
+        select(
+            SeriesFeature.series_pk, SeriesFeature.source, SeriesFeature.name, SeriesFeature.value
+        )
+        .where(SeriesFeature.series_pk.in_(series_pks))
+        .order_by(SeriesFeature.series_pk, SeriesFeature.source, SeriesFeature.name)
+    ):
+        features[series_pk].append((source, name, value))
     validations = {
         row.series_pk: row
         for row in session.scalars(
@@ -123,6 +142,7 @@ def _facts(session: Session, series_pks: Sequence[int]) -> Iterator[SeriesFacts]
             references=tuple(references[series.id]),
             referenced_by=tuple(referenced_by[series.id]),
             validation=validations.get(series.id),
+            features=tuple(features[series.id]),
         )
 
 

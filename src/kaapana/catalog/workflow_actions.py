@@ -21,6 +21,7 @@ TAG_SERIES = "tag-series"
 ADD_TO_DATASET = "add-to-dataset"
 DELETE_SERIES = "delete-series"
 _CHUNK = 500
+SET_SERIES_FEATURES = "set-series-features"
 
 
 def _strings(request: ActionRequest, key: str) -> list[str]:
@@ -149,11 +150,37 @@ def delete_series_handler(
     return handle
 
 
+def set_series_features_handler(catalog: Catalog) -> ActionHandler:
+    """``set-series-features`` with ``source`` (a feature family, e.g. ``radiomics``),
+    ``features`` (names to numbers) and ``series`` (one UID, default: the task's series):
+    replaces that source's features of one of the task's input series and indexes them."""
+
+    def handle(request: ActionRequest) -> str:
+        series = str(request.payload.get("series") or request.series_instance_uid or "")
+        if series not in request.input_series:
+            raise InvalidInput(
+                f"{SET_SERIES_FEATURES}: the task may set features of its input series only, "
+                f"not {series[:64]!r}"
+            )
+        source = request.payload.get("source")
+        stored = catalog.set_features(
+            project_pk=request.project_pk,
+            series_instance_uid=series,
+            source=str(source),
+            features=request.payload.get("features") or {},
+        )
+        return f"{SET_SERIES_FEATURES}: {stored} {source} features on series {series}"
+
+    return handle
+
+
 __all__ = [
     "ADD_TO_DATASET",
     "DELETE_SERIES",
+    "SET_SERIES_FEATURES",
     "TAG_SERIES",
     "add_to_dataset_handler",
     "delete_series_handler",
+    "set_series_features_handler",
     "tag_series_handler",
 ]

@@ -454,6 +454,21 @@ class Model(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class SeriesFeature(Base):
+    """A number computed for a series by a workflow (radiomics of a SEG's segments), indexed by
+    the catalog as the field ``<source>.<name>``; a source's features of a series are replaced
+    as a whole."""
+
+    __tablename__ = "series_features"
+
+    series_pk: Mapped[int] = mapped_column(
+        ForeignKey("series.id", ondelete="CASCADE"), primary_key=True
+    )
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(191), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
 __all__ = [
     "ApiToken",
     "Artifact",
@@ -473,6 +488,7 @@ __all__ = [
     "RunOutput",
     "Series",
     "SeriesAttribute",
+    "SeriesFeature",
     "SeriesProject",
     "SeriesReference",
     "SeriesTag",

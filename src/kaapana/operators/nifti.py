@@ -28,7 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydicom import Dataset
 
 from kaapana.errors import InvalidInput
-from kaapana.operators.series import SegmentSpec, build_segmentation, dicom_affine, sort_series
+from kaapana.operators.series import (
+    SegmentSpec,
+    build_segmentation,
+    dicom_affine,
+    segment_masks,
+    sort_series,
+)
 
 __all__ = [
     "ConvertToNiftiParameters",
@@ -133,15 +139,6 @@ def _segment_entry(segmentation: hd.seg.Segmentation, number: int) -> dict[str, 
     return {"number": number, **spec.to_json()}
 
 
-def _check_reference(seg: hd.seg.Segmentation, image: Sequence[Dataset]) -> None:
-    referenced = {item.SeriesInstanceUID for item in seg.get("ReferencedSeriesSequence", [])}
-    if image[0].SeriesInstanceUID not in referenced:
-        raise InvalidInput(
-            f"the SEG references series {sorted(referenced)}, not the image series "
-            f"'{image[0].SeriesInstanceUID}': a SEG needs its reference image"
-        )
-
-
 def seg_to_nifti(
     seg: Dataset,
     image: Sequence[Dataset],
@@ -154,20 +151,8 @@ def seg_to_nifti(
 
     ``reference`` is the image NIfTI (from :func:`convert_series`) whose affine and axis order
     the label map takes; without it the grid is the DICOM one in RAS+."""
-    segmentation = hd.seg.Segmentation.from_dataset(seg, copy=False)
     ordered, _ = sort_series(image)
-    _check_reference(segmentation, ordered)
-    numbers = list(segmentation.segment_numbers)
-    try:
-        pixels = segmentation.get_pixels_by_source_instance(
-            [ds.SOPInstanceUID for ds in ordered],
-            segment_numbers=numbers,
-            assert_missing_frames_are_empty=True,
-            dtype=np.uint8,
-        )
-    except (KeyError, ValueError, RuntimeError) as exc:
-        raise InvalidInput(f"the SEG frames cannot be placed on the image series: {exc}") from exc
-    pixels = pixels > 0
+    segmentation, numbers, pixels = segment_masks(seg, ordered)
     overlapping = int(pixels.sum(axis=-1).max(initial=0)) > 1
     if overlapping:
         data = np.transpose(pixels, (2, 1, 0, 3)).astype(np.uint8)

@@ -30,6 +30,7 @@ __all__ = [
     "dicom_affine",
     "load_volume",
     "read_series",
+    "segment_masks",
     "sort_series",
 ]
 
@@ -167,6 +168,34 @@ def dicom_affine(datasets: Sequence[Dataset]) -> npt.NDArray[np.float64]:
     lps[:3, 2] = step
     lps[:3, 3] = origin
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
+
+def segment_masks(
+    seg: Dataset, ordered: Sequence[Dataset]
+) -> tuple[hd.seg.Segmentation, list[int], npt.NDArray[np.bool_]]:
+    """A SEG's segments on its source series ``ordered`` (sorted by :func:`sort_series`): the
+    parsed SEG, its segment numbers and the masks ``(slices, rows, columns, segments)``. A SEG
+    of another series, or whose frames do not sit on the series' instances, is refused."""
+    segmentation = hd.seg.Segmentation.from_dataset(seg, copy=False)
+    referenced = {
+        str(item.SeriesInstanceUID) for item in segmentation.get("ReferencedSeriesSequence", [])
+    }
+    if str(ordered[0].SeriesInstanceUID) not in referenced:
+        raise InvalidInput(
+            f"the SEG references series {sorted(referenced)}, not the image series "
+            f"'{ordered[0].SeriesInstanceUID}': a SEG needs its reference image"
+        )
+    numbers = list(segmentation.segment_numbers)
+    try:
+        pixels = segmentation.get_pixels_by_source_instance(
+            [ds.SOPInstanceUID for ds in ordered],
+            segment_numbers=numbers,
+            assert_missing_frames_are_empty=True,
+            dtype=np.uint8,
+        )
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise InvalidInput(f"the SEG frames cannot be placed on the image series: {exc}") from exc
+    return segmentation, numbers, pixels > 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kaapana.errors import InvalidInput
+from kaapana.workflows.definitions import INPUT_STEP
 
 CONTROL_DIR = ".kaapana"
 RESULTS_FILE = "results.jsonl"
@@ -42,7 +43,9 @@ class SeriesInput:
     number_of_instances: int
     metadata: dict[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
-    """The run's project's tags on the series when the run's first task was submitted."""
+    """The run's project's tags on the series, as the run's inputs were loaded."""
+    datasets: tuple[str, ...] = ()
+    """The datasets of the run's project that hold the series."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,10 @@ class TaskContext:
             )
         return found
 
+    references: tuple[SeriesInput, ...] = ()
+    """Of a step with ``references``: the series the task's series reference (a SEG's image
+    series) that the run's project holds, besides the task's own series."""
+
     @property
     def batch_dir(self) -> Path:
         return self.workflow_dir / BATCH_NAME
@@ -117,6 +124,13 @@ class TaskContext:
         return {
             s.series_instance_uid: self.batch_dir / s.series_instance_uid / self.input_step
             for s in self.series
+        }
+
+    def reference_dirs(self) -> dict[str, Path]:
+        """Each referenced series' DICOM folder (``batch/<uid>/get-input-data``), by UID."""
+        return {
+            s.series_instance_uid: self.batch_dir / s.series_instance_uid / INPUT_STEP
+            for s in self.references
         }
 
     @property

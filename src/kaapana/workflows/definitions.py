@@ -156,6 +156,9 @@ class Step:
     timeout: float | None = None
     artifacts: tuple[str, ...] = ()
     """Glob patterns, relative to the output folder, of files kept as artifacts of the run."""
+    references: bool = False
+    """Also give each task the series its series reference (a SEG's image series, from the
+    series-level DICOM JSON) that the run's project holds: ``ctx.references``."""
 
     def __post_init__(self) -> None:
         check_name("step name", self.name)
@@ -276,6 +279,8 @@ class Workflow:
                 "mode": step.mode.value,
                 "upstream": list(step.upstream),
                 "operator": step.operator.fingerprint(),
+                # Only when set, so the hashes of steps without it stay as they were.
+                **({"references": True} if step.references else {}),
             }
             for step in self.steps.values()
         ]

@@ -34,7 +34,7 @@ from kaapana.workflows.manifest import MANIFEST_NAME, diff_manifests
 from kaapana.workflows.registry import Registry
 from kaapana.workflows.resolvers import Resolvers
 from kaapana.workflows.runs import SelectSeries, create_run, select_inputs
-from kaapana.workflows.scheduler import Scheduler, write_manifest
+from kaapana.workflows.scheduler import ReferencedSeries, Scheduler, write_manifest
 from kaapana.workflows.states import (
     ACTIVE_RUN_STATES,
     DONE_TASK_STATES,
@@ -67,8 +67,12 @@ class Engine:
         results: ObjectStore,
         select_series: SelectSeries | None = None,
         matches_query: MatchesQuery | None = None,
+        referenced_series: ReferencedSeries | None = None,
     ) -> None:
+        """``referenced_series`` reads the series one instance references, for steps with
+        ``references``; without it such steps see no referenced series."""
         self.settings = settings
+        self._referenced_series = referenced_series
         self._engine = engine
         self._sessions = session_factory(engine)
         self._archive = archive
@@ -113,6 +117,7 @@ class Engine:
             archive=self._archive,
             results=self._results,
             actions=self.actions,
+            referenced_series=self._referenced_series,
         )
         self._scheduler.start()
         return True

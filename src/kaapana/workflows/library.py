@@ -60,7 +60,18 @@ def builtin_workflows() -> list[Workflow]:
     ]
 
 
-BUILTIN_MODULES = ("deidentify", "nifti", "segmentation", "import_nifti", "pacs", "curation", "ml")
+BUILTIN_MODULES = (
+    "deidentify",
+    "nifti",
+    "segmentation",
+    "import_nifti",
+    "radiomics",
+    "evaluation",
+    "metadata",
+    "pacs",
+    "curation",
+    "ml",
+)
 """Modules of ``kaapana.workflows.builtin`` with the operator workflows (``WORKFLOWS``)."""
 
 

@@ -15,11 +15,13 @@ import threading
 import time
 import traceback
 from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from distributed import Future
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Select, select, update
 from sqlalchemy.orm import Session
 
 from kaapana.archive import Archive
@@ -27,6 +29,8 @@ from kaapana.config import Settings
 from kaapana.db.engine import session_factory, write_transaction
 from kaapana.db.models import (
     Artifact,
+    Dataset,
+    DatasetSeries,
     DicomNode,
     Instance,
     Project,
@@ -34,6 +38,7 @@ from kaapana.db.models import (
     RunInput,
     RunOutput,
     Series,
+    SeriesProject,
     SeriesTag,
     Study,
     Task,
@@ -64,6 +69,9 @@ log = logging.getLogger(__name__)
 _IDLE_POLL = 0.5
 _PASS_INTERVAL = 0.2
 _GATHER_SECONDS = 0.01
+
+ReferencedSeries = Callable[[dict[str, Any]], set[str]]
+"""The Series Instance UIDs one instance's DICOM JSON references (wired by the catalog)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +124,10 @@ class Scheduler:
         archive: Archive,
         results: ObjectStore,
         actions: Actions,
+        referenced_series: ReferencedSeries | None = None,
     ) -> None:
         self._settings = settings
+        self._referenced_series = referenced_series
         self._engine = engine
         self._sessions = session_factory(engine)
         self._registry = registry
@@ -307,16 +317,15 @@ class Scheduler:
                 .where(RunInput.run_pk == run.id)
             ):
                 files[uid].append((sop_instance_uid, storage_key))
-            tags: dict[str, list[str]] = defaultdict(list)
-            for uid, tag in session.execute(
-                select(Series.series_instance_uid, SeriesTag.tag)
-                .join(SeriesTag, SeriesTag.series_pk == Series.id)
-                .join(RunInput, RunInput.series_pk == Series.id)
-                .where(RunInput.run_pk == run.id, SeriesTag.project_pk == run.project_pk)
-                .order_by(SeriesTag.tag)
-            ):
-                tags[uid].append(tag)
-            series = [SeriesInput(*row, tags=tuple(tags[row[0]])) for row in rows]
+            tags, datasets = self._labels_of(
+                session,
+                run.project_pk,
+                select(RunInput.series_pk).where(RunInput.run_pk == run.id),
+            )
+            series = [
+                replace(SeriesInput(*row), tags=tags[row[0]], datasets=datasets[row[0]])
+                for row in rows
+            ]
             self._inputs[run.id] = _RunInputs(
                 project=project.name if project else "",
                 series=series,
@@ -324,6 +333,77 @@ class Scheduler:
                 files=files,
             )
         return self._inputs[run.id]
+
+    def _labels_of(
+        self, session: Session, project_pk: int, chosen: Select[tuple[int]]
+    ) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+        """The project's tags and dataset names of the series ``chosen`` (a select of series
+        pks), by Series Instance UID."""
+        tags: dict[str, tuple[str, ...]] = defaultdict(tuple)
+        for uid, tag in session.execute(
+            select(Series.series_instance_uid, SeriesTag.tag)
+            .join(SeriesTag, SeriesTag.series_pk == Series.id)
+            .where(SeriesTag.project_pk == project_pk, Series.id.in_(chosen))
+            .order_by(SeriesTag.tag)
+        ):
+            tags[uid] += (tag,)
+        datasets: dict[str, tuple[str, ...]] = defaultdict(tuple)
+        for uid, name in session.execute(
+            select(Series.series_instance_uid, Dataset.name)
+            .join(DatasetSeries, DatasetSeries.series_pk == Series.id)
+            .join(Dataset, Dataset.id == DatasetSeries.dataset_pk)
+            .where(Dataset.project_pk == project_pk, Series.id.in_(chosen))
+            .order_by(Dataset.name)
+        ):
+            datasets[uid] += (name,)
+        return tags, datasets
+
+    def _references_of(
+        self, session: Session, project_pk: int, series: Sequence[SeriesInput]
+    ) -> tuple[list[SeriesInput], dict[str, list[tuple[str, str]]]]:
+        """The series that ``series`` reference and the project holds (other than ``series``),
+        with their files. Read from the series-level DICOM JSON the task has anyway (a SEG's
+        ReferencedSeriesSequence is there from ingest on): no query for a series that references
+        nothing, and no wait for the catalog's reference rows, which come later."""
+        if self._referenced_series is None:
+            return [], {}
+        uids = {item.series_instance_uid for item in series}
+        wanted: set[str] = set()
+        for item in series:
+            wanted |= self._referenced_series(item.metadata or {})
+        wanted -= uids
+        if not wanted:
+            return [], {}
+        visible = [
+            Series.series_instance_uid.in_(sorted(wanted)),
+            Series.id.in_(
+                select(SeriesProject.series_pk).where(SeriesProject.project_pk == project_pk)
+            ),
+        ]
+        rows = session.execute(
+            select(
+                Series.series_instance_uid,
+                Study.study_instance_uid,
+                Series.modality,
+                Series.number_of_instances,
+                Series.metadata_json,
+            )
+            .join(Study, Series.study_pk == Study.id)
+            .where(*visible)
+            .order_by(Series.series_instance_uid)
+        ).all()
+        files: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for uid, sop_instance_uid, storage_key in session.execute(
+            select(Series.series_instance_uid, Instance.sop_instance_uid, Instance.storage_key)
+            .join(Instance, Instance.series_pk == Series.id)
+            .where(*visible)
+        ):
+            files[uid].append((sop_instance_uid, storage_key))
+        tags, datasets = self._labels_of(session, project_pk, select(Series.id).where(*visible))
+        found = [
+            replace(SeriesInput(*row), tags=tags[row[0]], datasets=datasets[row[0]]) for row in rows
+        ]
+        return found, files
 
     def _submit(self, session: Session, run: Run, workflow: Workflow, task: Task) -> None:
         step = workflow.steps[task.step]
@@ -334,6 +414,12 @@ class Scheduler:
         for item in series:
             uid = item.series_instance_uid
             self._workspace.link_inputs(run.id, uid, inputs.files[uid], self._archive.store)
+        references: list[SeriesInput] = []
+        if step.references:
+            references, files = self._references_of(session, run.project_pk, series)
+            for item in references:
+                uid = item.series_instance_uid
+                self._workspace.link_inputs(run.id, uid, files[uid], self._archive.store)
         task.attempts += 1
         task.state = TaskStateValues.running
         task.started_at = now()
@@ -346,7 +432,7 @@ class Scheduler:
             run_id=run.id,
             task_id=task.id,
             attempt=task.attempts,
-            series_instance_uids=[s.series_instance_uid for s in series],
+            series_instance_uids=[s.series_instance_uid for s in (*series, *references)],
             upstream=step.upstream,
         )
         params, resolved = split_params(run.params)
@@ -369,6 +455,7 @@ class Scheduler:
             resolved=resolved,
             nodes=_node_addresses(session, workflow, params),
             calling_ae_title=self._settings.ae_title,
+            references=tuple(references),
         )
         attempt = task.attempts
         task_id = task.id

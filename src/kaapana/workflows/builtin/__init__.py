@@ -9,8 +9,10 @@ from pathlib import Path
 
 from pydicom import Dataset
 
+from kaapana.errors import InvalidInput
 from kaapana.operators.series import read_series
 from kaapana.workflows.context import TaskContext
+from kaapana.workflows.definitions import INPUT_STEP
 
 
 def series_files(ctx: TaskContext) -> list[Path]:
@@ -22,6 +24,36 @@ def series_datasets(ctx: TaskContext) -> list[Dataset]:
     return read_series(series_files(ctx))
 
 
+def series_seg(ctx: TaskContext) -> Dataset:
+    """The one SEG object of this SEG series."""
+    series = ctx.series[0]
+    if series.modality != "SEG":
+        raise InvalidInput(f"series {series.series_instance_uid} is {series.modality}, not a SEG")
+    datasets = series_datasets(ctx)
+    if len(datasets) != 1:
+        raise InvalidInput(
+            f"SEG series {series.series_instance_uid} has {len(datasets)} instances; one SEG "
+            "object per series is supported"
+        )
+    return datasets[0]
+
+
+def referenced_seg_image(ctx: TaskContext, seg: Dataset) -> list[Path]:
+    """The files of the image series ``seg`` references, among the task's referenced series
+    (a step with ``references``) or its input series; a SEG without its reference image is
+    refused by name."""
+    wanted = [str(item.SeriesInstanceUID) for item in seg.get("ReferencedSeriesSequence", [])]
+    known = {s.series_instance_uid for s in (*ctx.series, *ctx.references)}
+    for uid in wanted:
+        if uid in known:
+            folder = ctx.batch_dir / uid / INPUT_STEP
+            return sorted(path for path in folder.iterdir() if path.is_file())
+    raise InvalidInput(
+        f"SEG {seg.SeriesInstanceUID} references image series {wanted or 'none'}, which the "
+        "project does not hold: a SEG needs its reference image"
+    )
+
+
 def save_part10(ds: Dataset, folder: Path) -> Path:
     """Write ``ds`` as a Part 10 file named by its SOP Instance UID."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -30,4 +62,10 @@ def save_part10(ds: Dataset, folder: Path) -> Path:
     return target
 
 
-__all__ = ["save_part10", "series_datasets", "series_files"]
+__all__ = [
+    "referenced_seg_image",
+    "save_part10",
+    "series_datasets",
+    "series_files",
+    "series_seg",
+]
