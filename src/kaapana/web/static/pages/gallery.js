@@ -196,7 +196,8 @@ function card(hit) {
       ` · ${hit.number_of_series_related_instances} instances`),
     h("span", { class: "description" }, hit.series_description || "(no description)"),
     h("span", { class: "badge validation" }, "…"),
-    tagList(hit.tags)));
+    tagList(hit.tags),
+    h("a", { class: "open", href: `/p/${encodeURIComponent(project)}/series/${encodeURIComponent(uid)}` }, "Open viewer")));
   state.cards.set(uid, { hit, element });
   validationObserver.observe(element);
   return element;
@@ -284,6 +285,7 @@ function toggle(uid, range) {
 }
 
 cardsBox.addEventListener("click", (event) => {
+  if (event.target.closest("a") || dragBox.moved) return;
   const element = event.target.closest(".series-card");
   if (element) toggle(element.dataset.uid, event.shiftKey);
 });
@@ -293,6 +295,63 @@ cardsBox.addEventListener("keydown", (event) => {
     event.preventDefault();
     toggle(element.dataset.uid, event.shiftKey);
   }
+});
+
+// Drag box: pressing on the cards and dragging draws a box; the cards it touches become the
+// selection (added to it with Shift or Ctrl). A press that does not move stays a click.
+const DRAG_THRESHOLD = 5;
+const dragBox = { start: null, element: null, moved: false };
+
+function boxRect(event) {
+  const origin = cardsBox.getBoundingClientRect();
+  const x = event.clientX - origin.left;
+  const y = event.clientY - origin.top;
+  const { x: x0, y: y0 } = dragBox.start;
+  return { left: Math.min(x, x0), top: Math.min(y, y0), right: Math.max(x, x0), bottom: Math.max(y, y0) };
+}
+
+function cardsIn(rect) {
+  const origin = cardsBox.getBoundingClientRect();
+  return [...state.cards.values()].filter(({ element }) => {
+    const r = element.getBoundingClientRect();
+    const left = r.left - origin.left;
+    const top = r.top - origin.top;
+    return left < rect.right && left + r.width > rect.left && top < rect.bottom && top + r.height > rect.top;
+  }).map(({ hit }) => hit.series_instance_uid);
+}
+
+cardsBox.addEventListener("pointerdown", (event) => {
+  if (event.button !== 0 || event.target.closest("a, button, input")) return;
+  const origin = cardsBox.getBoundingClientRect();
+  dragBox.start = { x: event.clientX - origin.left, y: event.clientY - origin.top, add: event.shiftKey || event.ctrlKey || event.metaKey };
+  dragBox.moved = false;
+});
+document.addEventListener("pointermove", (event) => {
+  if (!dragBox.start) return;
+  const rect = boxRect(event);
+  if (!dragBox.moved && rect.right - rect.left < DRAG_THRESHOLD && rect.bottom - rect.top < DRAG_THRESHOLD) return;
+  if (!dragBox.moved) {
+    dragBox.moved = true;
+    dragBox.element = h("div", { class: "drag-box", "aria-hidden": "true" });
+    cardsBox.append(dragBox.element);
+    cardsBox.setPointerCapture?.(event.pointerId);
+  }
+  event.preventDefault();
+  Object.assign(dragBox.element.style, {
+    left: `${rect.left}px`, top: `${rect.top}px`, width: `${rect.right - rect.left}px`, height: `${rect.bottom - rect.top}px`,
+  });
+});
+document.addEventListener("pointerup", (event) => {
+  if (!dragBox.start) return;
+  if (dragBox.moved) {
+    const uids = cardsIn(boxRect(event));
+    if (!dragBox.start.add) state.selected.clear();
+    uids.forEach((uid) => state.selected.add(uid));
+    dragBox.element.remove();
+    showSelection();
+    setTimeout(() => { dragBox.moved = false; }, 0); // the click that follows is not a toggle
+  }
+  dragBox.start = null;
 });
 
 // Every series the query matches, not only the loaded cards.

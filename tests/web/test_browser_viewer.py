@@ -1,0 +1,164 @@
+"""The series viewer, the upload page and zip downloads in headless Chromium against uvicorn.
+
+Project V holds a synthetic CT of a patient with a hostile name and its DICOM SEG, processed as
+on arrival (references, validation, thumbnails). Shares the browser and the page watcher of
+``test_browser``; with ``KAAPANA_SCREENSHOTS=<folder>`` it saves viewer.png and upload.png.
+"""
+
+import io
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from playwright.sync_api import expect
+from pydicom import Dataset
+
+from kaapana.api import create_app
+from kaapana.auth.roles import RoleValues
+from kaapana.catalog import process_arrived_series
+from kaapana.config import Settings
+from kaapana.platform import Platform
+from kaapana.testing import SEGMENT_LABELS, ct_segmentation, ct_series, phantom_slice
+from tests.helpers import part10
+from tests.web import test_browser as shared
+from tests.web.conftest import ADMIN_PASSWORD, HOSTILE_NAME, PASSWORD, serving
+from tests.web.test_browser import CHROMIUM, Site, Watched, log_in, screenshot
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed (make test does)"),
+]
+SIZE = {"rows": 96, "columns": 96, "slices": 6}
+browser = shared.browser
+tab = shared.tab
+
+
+class ViewerSite(Site):
+    def __init__(self, url: str, platform: Platform, ct: list[Dataset], seg: Dataset) -> None:
+        super().__init__(url, platform)
+        self.ct = ct
+        self.seg = seg
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ViewerSite]:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("viewer") / "data", admin_password=ADMIN_PASSWORD
+    )
+    with Platform(settings) as platform:
+        platform.archive.projects.create("V", ae_title="PROJ_V")
+        platform.auth.users.create("reader", password=PASSWORD)
+        platform.auth.users.set_role(
+            "reader", platform.archive.projects.get("V"), RoleValues.scientist
+        )
+        ct = ct_series(patient_id="VA", patient_name=HOSTILE_NAME, seed=7, **SIZE)
+        with warnings.catch_warnings():  # highdicom doubts a one-component PatientName
+            warnings.simplefilter("ignore", UserWarning)
+            seg = ct_segmentation(ct, seed=7)
+        target = platform.archive.target("V")
+        for ds in [*ct, seg]:
+            platform.archive.store_bytes(part10(ds), target)
+        platform.catalog.reindex()
+        for uid in (ct[0].SeriesInstanceUID, seg.SeriesInstanceUID):
+            process_arrived_series(platform.series_media, uid)
+        app = create_app(settings, platform=platform)
+        with TestClient(app), serving(app) as url:
+            yield ViewerSite(url, platform, ct, seg)
+
+
+def canvas_pixels(tab: Watched) -> np.ndarray:
+    png = tab.page.locator("#view").screenshot()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def test_the_viewer_draws_the_ct_with_its_segmentation(tab: Watched, site: ViewerSite) -> None:
+    page = tab.page
+    series_uid = site.ct[0].SeriesInstanceUID
+    page.goto(f"/login?next=/p/V/series/{series_uid}")
+    log_in(page, "reader", PASSWORD)
+    view = page.locator("#view")
+    expect(page.locator("#legend li")).to_have_count(len(SEGMENT_LABELS))
+    expect(page.locator("#viewer-status")).to_have_text("Segments shown on this slice.")
+    expect(page.locator("#patient-name")).to_have_text(HOSTILE_NAME)
+    assert page.locator("main img").count() == 0  # the name stayed text
+    expect(page.locator("#validation .badge")).to_have_count(1)
+    expect(page.get_by_role("link", name="SEG · SEG CT Thorax-Abdomen")).to_be_visible()
+
+    sop = view.get_attribute("data-sop")
+    shown = next(ds for ds in site.ct if ds.SOPInstanceUID == sop)
+    masks = phantom_slice(int(shown.InstanceNumber) - 1, seed=7, **SIZE).masks
+    colours = [
+        tuple(int(c) for c in li.split(","))
+        for li in page.locator("#legend li").evaluate_all("ls => ls.map((l) => l.dataset.colour)")
+    ]
+    pixels = canvas_pixels(tab)
+    assert pixels.shape[0] == pixels.shape[1] > 400  # a square canvas, the image fitted in it
+    scale = pixels.shape[1] / SIZE["columns"]
+    anywhere = np.zeros((SIZE["rows"], SIZE["columns"]), bool)
+    for label in SEGMENT_LABELS:
+        anywhere |= masks[label]
+    centres = (np.arange(SIZE["rows"]) * scale + scale / 2).astype(int)
+    sampled = pixels[np.ix_(centres, centres)]
+    checked = 0
+    for number, label in enumerate(SEGMENT_LABELS):
+        alone = masks[label] & ~(anywhere & ~masks[label])
+        if not alone.any():
+            continue
+        colour = np.array(colours[number])
+        tinted = sampled[alone]
+        # half opacity: every pixel of the segment leans towards its colour, away from grey
+        toward = (
+            np.abs(tinted - colour).sum(axis=1)
+            < np.abs(tinted - tinted.mean(axis=1, keepdims=True) - colour).sum(axis=1) + 1
+        )
+        assert toward.mean() > 0.9, label
+        assert (tinted.max(axis=1) - tinted.min(axis=1)).mean() > 30, label
+        checked += 1
+    assert checked >= 2
+    outside = sampled[~anywhere]
+    assert (outside.max(axis=1) - outside.min(axis=1) <= 2).all()  # grey image elsewhere
+    screenshot(page, "viewer")
+    for box in page.locator("#legend input").all():
+        box.uncheck()
+    expect(page.locator("#viewer-status")).to_have_text("")
+    plain = canvas_pixels(tab)[np.ix_(centres, centres)]
+    assert (plain.max(axis=2) - plain.min(axis=2) <= 2).all()  # only grey without the overlay
+    assert plain[anywhere].std() > 5  # tissues of different grey under the segments
+    page.locator("#legend input").first.check()
+
+    before = int(view.get_attribute("data-slice") or 0)
+    view.hover()
+    page.mouse.wheel(0, 100)
+    expect(view).to_have_attribute(
+        "data-slice", str(before + 1 if before < SIZE["slices"] else before - 1)
+    )
+    view.focus()
+    page.keyboard.press("Home")
+    expect(view).to_have_attribute("data-slice", "1")
+    page.locator("#slice").fill("3")
+    expect(view).to_have_attribute("data-slice", "3")
+    expect(page.locator("#slice-label")).to_have_text(f"3 / {SIZE['slices']}")
+
+    page.locator("#preset").select_option(label="CT lung")
+    expect(page.locator("#window-label")).to_have_text("C -600 W 1500")
+    box = view.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 100, box["y"] + 100)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 160, box["y"] + 100)
+    page.mouse.up()
+    expect(page.locator("#window-label")).not_to_have_text("C -600 W 1500")
+
+    page.locator("#metadata-search").fill("PatientName")
+    rows = page.locator("#metadata-rows tr:not([hidden])")
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text(HOSTILE_NAME)
+
+    page.get_by_role("link", name="SEG · SEG CT Thorax-Abdomen").click()
+    page.wait_for_url(f"**/p/V/series/{site.seg.SeriesInstanceUID}")
+    expect(page.locator("#metadata-of")).to_have_text("(the segmentation object)")
+    expect(page.locator("#viewer-status")).to_have_text("Segments shown on this slice.")
+    expect(page.get_by_role("link", name="CT · CT Thorax-Abdomen")).to_be_visible()
