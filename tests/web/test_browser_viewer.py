@@ -7,7 +7,9 @@ on arrival (references, validation, thumbnails). Shares the browser and the page
 
 import io
 import warnings
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +23,7 @@ from kaapana.auth.roles import RoleValues
 from kaapana.catalog import process_arrived_series
 from kaapana.config import Settings
 from kaapana.platform import Platform
-from kaapana.testing import SEGMENT_LABELS, ct_segmentation, ct_series, phantom_slice
+from kaapana.testing import SEGMENT_LABELS, ct_segmentation, ct_series, mr_series, phantom_slice
 from tests.helpers import part10
 from tests.web import test_browser as shared
 from tests.web.conftest import ADMIN_PASSWORD, HOSTILE_NAME, PASSWORD, serving
@@ -162,3 +164,69 @@ def test_the_viewer_draws_the_ct_with_its_segmentation(tab: Watched, site: Viewe
     expect(page.locator("#metadata-of")).to_have_text("(the segmentation object)")
     expect(page.locator("#viewer-status")).to_have_text("Segments shown on this slice.")
     expect(page.get_by_role("link", name="CT · CT Thorax-Abdomen")).to_be_visible()
+
+
+def test_upload_a_folder_and_a_zip_then_download_the_series_as_zip(
+    tab: Watched, site: ViewerSite, tmp_path: Path
+) -> None:
+    page = tab.page
+    folder = tmp_path / "drop" / "study"
+    folder.mkdir(parents=True)
+    mr = mr_series(patient_id="VU", rows=16, columns=16, slices=3, seed=8)
+    for ds in mr:
+        (folder / f"{ds.InstanceNumber}.dcm").write_bytes(part10(ds))
+    (folder / "notes.txt").write_text("not DICOM")
+    zipped = ct_series(patient_id="VZ", rows=16, columns=16, slices=2, seed=9)
+    archive = tmp_path / "ct.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for ds in zipped:
+            out.writestr(f"ct/{ds.InstanceNumber}.dcm", part10(ds))
+
+    page.goto("/login?next=/p/V/upload")
+    log_in(page, "reader", PASSWORD)
+    page.locator("#pick-folder").set_input_files(tmp_path / "drop")
+    expect(page.locator("#summary")).to_contain_text("3 stored, 0 failed, 1 skipped")
+    expect(page.locator("#results li[data-outcome=stored]")).to_have_count(3)
+    page.locator("#pick-files").set_input_files(archive)
+    expect(page.locator("#summary")).to_contain_text("2 stored, 0 failed, 0 skipped")
+    expect(page.locator("#results li", has_text="ct.zip/ct/1.dcm")).to_have_count(1)
+    screenshot(page, "upload")
+
+    page.get_by_role("link", name="open the gallery").click()
+    cards = page.locator("#cards .series-card")
+    expect(cards).to_have_count(4)
+    uploaded = {mr[0].SeriesInstanceUID, zipped[0].SeriesInstanceUID}
+    for uid in uploaded:
+        page.locator(f"#cards .series-card[data-uid='{uid}'] .patient").click()
+    expect(page.locator("#selection-count")).to_have_text("2 selected")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download zip").click()
+    with zipfile.ZipFile(download.value.path()) as got:
+        names = sorted(got.namelist())
+        expected = sorted(
+            f"{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm"
+            for ds in [*mr, *zipped]
+        )
+        assert names == expected
+        assert got.read(expected[0]) == next(
+            part10(ds) for ds in [*mr, *zipped] if expected[0].endswith(f"{ds.SOPInstanceUID}.dcm")
+        )
+    events = site.platform.auth.audit.query(action="series.download")
+    assert [(event.project, event.actor) for event in events] == [("V", "reader")]
+
+
+def test_drag_a_box_over_cards_selects_them(tab: Watched, site: ViewerSite) -> None:
+    page = tab.page
+    page.goto("/login?next=/p/V/gallery")
+    log_in(page, "reader", PASSWORD)
+    cards = page.locator("#cards .series-card")
+    expect(cards.first).to_be_visible()
+    first, second = cards.nth(0).bounding_box(), cards.nth(1).bounding_box()
+    assert first is not None and second is not None
+    page.mouse.move(first["x"] + 4, first["y"] + 4)
+    page.mouse.down()
+    page.mouse.move(second["x"] + 10, second["y"] + 10, steps=5)
+    page.mouse.up()
+    expect(page.locator("#selection-count")).to_have_text("2 selected")
+    expect(cards.nth(0)).to_have_attribute("aria-selected", "true")
+    expect(cards.nth(1)).to_have_attribute("aria-selected", "true")

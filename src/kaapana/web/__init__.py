@@ -14,6 +14,7 @@ from kaapana.web.deps import LoginRequired, PageError
 from kaapana.web.pages import (
     admin,
     catalog,
+    downloads,
     oidc,
     project,
     runs,
@@ -64,7 +65,19 @@ def install_web(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(PageError, page_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    for module in (session, oidc, project, admin, tokens, catalog, workflows, runs, viewer, upload):
+    for module in (
+        session,
+        oidc,
+        project,
+        admin,
+        tokens,
+        catalog,
+        workflows,
+        runs,
+        viewer,
+        upload,
+        downloads,
+    ):
         app.include_router(module.router)
 
 

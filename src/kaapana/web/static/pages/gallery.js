@@ -1,7 +1,7 @@
 // Gallery: the project's series as cards, loaded page by page while scrolling (cursor paging of
 // /api/v1/search), filtered from a sidebar of facets and fields, selected with click, shift-click
 // and "select all results", tagged with the keys 1..9, and collected into datasets.
-import { api, attempt, showMessage } from "../api.js";
+import { api, attempt, csrfToken, showMessage } from "../api.js";
 import { describeFilters, filtersToSearch, readFilters, toQuery } from "../catalog_query.js";
 import { h, pageData } from "../dom.js";
 import { initLayout } from "../layout.js";
@@ -188,7 +188,7 @@ function card(hit) {
   },
   h("img", {
     src: `/api/v1/series/${encodeURIComponent(uid)}/thumbnail`, alt: `Thumbnail of ${hit.series_description || uid}`,
-    loading: "lazy", width: "160", height: "160",
+    loading: "lazy", width: "160", height: "160", draggable: "false",
   }),
   h("div", { class: "card-text" },
     h("strong", { class: "patient" }, hit.patient_name || hit.patient_id || "(no name)"),
@@ -486,6 +486,21 @@ function runWorkflow() {
   const query = new URLSearchParams({ series: uids.join(",") });
   window.location.assign(`/p/${encodeURIComponent(project)}/workflows/${encodeURIComponent(name)}?${query}`);
 }
+
+// A form post, so the browser streams the archive to disk instead of into memory.
+function downloadZip() {
+  const uids = needSelection();
+  if (!uids.length) return;
+  const form = h("form", { method: "post", action: `/p/${encodeURIComponent(project)}/download`, hidden: true },
+    h("input", { type: "hidden", name: "csrf_token", value: csrfToken() ?? "" }),
+    h("input", { type: "hidden", name: "series", value: uids.join(" ") }));
+  document.body.append(form);
+  form.submit();
+  form.remove();
+  showMessage(`Downloading ${uids.length} series as a zip archive.`, "notice");
+}
+
+document.getElementById("download-zip").addEventListener("click", downloadZip);
 
 if (canWrite) {
   setUpTagKeys();
