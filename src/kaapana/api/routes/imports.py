@@ -13,6 +13,7 @@ import re
 import shutil
 import tempfile
 import uuid
+import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Annotated
 
@@ -105,6 +106,8 @@ async def import_zip(
                     )
                 )
 
+        if not await run_in_threadpool(zipfile.is_zipfile, spool.name):
+            raise InvalidInput("the body is not a zip archive (no central directory found)")
         target = await run_in_threadpool(platform.archive.target, found.name)
         try:
             report = await run_in_threadpool(
@@ -112,8 +115,8 @@ async def import_zip(
                     platform.archive, [Path(spool.name)], target, workers=0, on_progress=note
                 )
             )
-        except (OSError, ValueError) as exc:  # zipfile.BadZipFile is a ValueError's sibling
-            raise InvalidInput(f"the body is not a readable zip archive: {exc}") from exc
+        except zipfile.BadZipFile as exc:
+            raise InvalidInput(f"the zip archive is damaged: {exc}") from exc
     await run_in_threadpool(
         platform.auth.audit.record,
         "import",

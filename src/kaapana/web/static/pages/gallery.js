@@ -518,4 +518,8 @@ window.addEventListener("popstate", () => {
 });
 
 initLayout();
-setUpFieldFilter().then(refresh);
+// The field list only types the values of f= filters (numbers compare as numbers); without
+// such filters the first cards and facets need not wait for it.
+const fieldsLoaded = setUpFieldFilter();
+if (state.filters.values.size) fieldsLoaded.then(refresh);
+else refresh();
