@@ -17,6 +17,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from playwright.sync_api import expect
 from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    MultiFrameGrayscaleWordSecondaryCaptureImageStorage,
+    generate_uid,
+)
 
 from kaapana.api import create_app
 from kaapana.auth.roles import RoleValues
@@ -39,10 +45,39 @@ tab = shared.tab
 
 
 class ViewerSite(Site):
-    def __init__(self, url: str, platform: Platform, ct: list[Dataset], seg: Dataset) -> None:
+    def __init__(
+        self, url: str, platform: Platform, ct: list[Dataset], seg: Dataset, frames: Dataset
+    ) -> None:
         super().__init__(url, platform)
         self.ct = ct
         self.seg = seg
+        self.frames = frames
+
+
+def multi_frame(ct: list[Dataset]) -> Dataset:
+    """The CT's slices as the frames of one secondary capture object, in instance order."""
+    ds = Dataset()
+    for keyword in ("PatientID", "PatientName", "StudyInstanceUID", "StudyDate", "StudyTime"):
+        setattr(ds, keyword, getattr(ct[0], keyword))
+    ds.SOPClassUID = MultiFrameGrayscaleWordSecondaryCaptureImageStorage
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=["viewer-mf", ct[0].SeriesInstanceUID])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=["viewer-mf-series", ct[0].SeriesInstanceUID])
+    ds.Modality = "OT"
+    ds.SeriesNumber = 9
+    ds.InstanceNumber = 1
+    ds.SeriesDescription = "frames"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = ct[0].Rows, ct[0].Columns
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ordered = sorted(ct, key=lambda s: int(s.InstanceNumber))
+    ds.NumberOfFrames = len(ordered)
+    ds.PixelData = b"".join(s.PixelData for s in ordered)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +95,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ViewerSite]:
         with warnings.catch_warnings():  # highdicom doubts a one-component PatientName
             warnings.simplefilter("ignore", UserWarning)
             seg = ct_segmentation(ct, seed=7)
+        frames = multi_frame(ct)
         target = platform.archive.target("V")
-        for ds in [*ct, seg]:
+        for ds in [*ct, seg, frames]:
             platform.archive.store_bytes(part10(ds), target)
         platform.catalog.reindex()
         for uid in (ct[0].SeriesInstanceUID, seg.SeriesInstanceUID):
             process_arrived_series(platform.series_media, uid)
         app = create_app(settings, platform=platform)
         with TestClient(app), serving(app) as url:
-            yield ViewerSite(url, platform, ct, seg)
+            yield ViewerSite(url, platform, ct, seg, frames)
 
 
 def canvas_pixels(tab: Watched) -> np.ndarray:
@@ -169,6 +205,25 @@ def test_the_viewer_draws_the_ct_with_its_segmentation(tab: Watched, site: Viewe
     expect(page.get_by_role("link", name="CT · CT Thorax-Abdomen")).to_be_visible()
 
 
+def test_a_multi_frame_object_is_scrolled_frame_by_frame(tab: Watched, site: ViewerSite) -> None:
+    page = tab.page
+    frame_requests: list[str] = []
+    page.on("request", lambda r: frame_requests.append(r.url) if "/frames/" in r.url else None)
+    page.goto(f"/login?next=/p/V/series/{site.frames.SeriesInstanceUID}")
+    log_in(page, "reader", PASSWORD)
+    view = page.locator("#view")
+    expect(view).to_have_attribute("data-drawn", "true")
+    expect(page.locator("#slice")).to_have_attribute("max", str(SIZE["slices"]))
+    expect(view).to_have_attribute("data-slice", str(SIZE["slices"] // 2 + 1))
+    first = canvas_pixels(tab)
+    view.focus()
+    page.keyboard.press("ArrowDown")
+    expect(view).to_have_attribute("data-slice", str(SIZE["slices"] // 2 + 2))
+    assert not np.array_equal(first, canvas_pixels(tab))  # another frame is drawn
+    assert len(frame_requests) == 1  # every frame of the object in one request
+    assert frame_requests[0].endswith("/frames/1,2,3,4,5,6")
+
+
 def test_upload_a_folder_and_a_zip_then_download_the_series_as_zip(
     tab: Watched, site: ViewerSite, tmp_path: Path
 ) -> None:
@@ -200,7 +255,7 @@ def test_upload_a_folder_and_a_zip_then_download_the_series_as_zip(
 
     page.get_by_role("link", name="open the gallery").click()
     cards = page.locator("#cards .series-card")
-    expect(cards).to_have_count(4)
+    expect(cards).to_have_count(5)  # the CT, its SEG, the multi-frame object and the two new
     uploaded = {mr[0].SeriesInstanceUID, zipped[0].SeriesInstanceUID}
     for uid in uploaded:
         page.locator(f"#cards .series-card[data-uid='{uid}'] .patient").click()
