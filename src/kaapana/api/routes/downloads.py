@@ -33,6 +33,7 @@ def zip_download(
     filename: str,
     target: str,
     address: str,
+    detail: dict[str, object] | None = None,
 ) -> StreamingResponse:
     platform.auth.audit.record(
         "series.download",
@@ -40,7 +41,7 @@ def zip_download(
         target=target[:1024],
         project=project.name,
         address=address,
-        detail={"format": "zip"},
+        detail={"format": "zip", **(detail or {})},
     )
     return StreamingResponse(
         series_zip(platform.engine, platform.store, series_ids),
@@ -59,8 +60,9 @@ def selection_download(
         project,
         ids,
         filename=f"{project.name}-series.zip",
-        target=f"series:{len(uids)}:" + ",".join(uids[:10]),
+        target="series:" + ",".join(uids[:10]),
         address=address,
+        detail={"series": len(set(uids))},
     )
 
 
