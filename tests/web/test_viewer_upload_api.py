@@ -104,6 +104,8 @@ def test_nifti_files_are_kept_and_import_nifti_starts_on_them(web: TestClient) -
     folder = Path(run["params"]["source_dir"])
     assert (folder / "case" / "liver.nii.gz").read_bytes() == b"\x1f\x8b not really gzip"
     assert '"patient_id": "liver"' in (folder / "metadata.json").read_text()
+    # the bytes are no NIfTI: stop the run rather than have it fail on a worker
+    assert web.post(f"/api/v1/runs/{run['id']}/cancel", headers=csrf).status_code == 200
 
     escaping, content_type = _nifti_body({"../outside.nii": b"x"})
     refused = web.post(
