@@ -18,8 +18,10 @@ from kaapana.api.metrics import install_metrics
 from kaapana.api.routes import (
     audit,
     datasets,
+    downloads,
     facets,
     fields,
+    imports,
     nodes,
     projects,
     search,
@@ -90,6 +92,8 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         workflow_routes,
         run_routes,
         model_routes,
+        downloads,
+        imports,
     ):
         api.include_router(module.router)
     app.include_router(api)

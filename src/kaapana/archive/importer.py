@@ -122,6 +122,20 @@ def _prepare(name: str, content: Path | bytes) -> DescribedObject | tuple[str, s
     return DescribedObject(received.data, describe(received))
 
 
+class _InlineExecutor(Executor):
+    """Runs each call at once in the calling thread; its future is done when returned."""
+
+    def submit(  # type: ignore[override]
+        self, fn: Callable[..., DescribedObject | tuple[str, str]], /, *args: object
+    ) -> "Future[DescribedObject | tuple[str, str]]":
+        future: Future[DescribedObject | tuple[str, str]] = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+
 def _submit(pool: Executor, source: ImportSource) -> "Future[DescribedObject | tuple[str, str]]":
     if source.path is not None:
         return pool.submit(_prepare, source.name, source.path)
@@ -175,12 +189,18 @@ def import_paths(
 
     Workers read and check files ahead while the objects before them are stored in batches:
     each batch is written, synced and committed together, and its objects are reported only
-    then, so the summary never counts an object that is not durable and indexed.
+    then, so the summary never counts an object that is not durable and indexed. ``workers=0``
+    prepares every file in this process: a server's threads must not be forked.
     """
     report = ImportReport()
-    processes = max(1, min(workers, os.cpu_count() or 1))
-    # fork: the workers start at once with everything imported; they touch no database.
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+    pool: Executor
+    if workers == 0:
+        pool = _InlineExecutor()
+    else:
+        processes = max(1, min(workers, os.cpu_count() or 1))
+        # fork: the workers start at once with everything imported; they touch no database.
+        pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"))
+    with pool:
         ahead: deque[tuple[ImportSource, Future[DescribedObject | tuple[str, str]]]] = deque()
         for source in iter_sources(paths):
             ahead.append((source, _submit(pool, source)))

@@ -11,7 +11,19 @@ from starlette.responses import RedirectResponse, Response
 from kaapana.web.assets import StaticAssets
 from kaapana.web.contexts import ErrorPage
 from kaapana.web.deps import LoginRequired, PageError
-from kaapana.web.pages import admin, catalog, oidc, project, runs, session, tokens, workflows
+from kaapana.web.pages import (
+    admin,
+    catalog,
+    downloads,
+    oidc,
+    project,
+    runs,
+    session,
+    tokens,
+    upload,
+    viewer,
+    workflows,
+)
 from kaapana.web.rendering import Renderer
 from kaapana.web.security import SecurityHeaders, is_ui_path
 
@@ -53,7 +65,19 @@ def install_web(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(PageError, page_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    for module in (session, oidc, project, admin, tokens, catalog, workflows, runs):
+    for module in (
+        session,
+        oidc,
+        project,
+        admin,
+        tokens,
+        catalog,
+        workflows,
+        runs,
+        viewer,
+        upload,
+        downloads,
+    ):
         app.include_router(module.router)
 
 

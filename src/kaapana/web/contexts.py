@@ -6,7 +6,7 @@ A page is a frozen dataclass naming its ``template`` and its ES ``module`` (unde
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from kaapana.api.routes.system import SystemStatus
@@ -15,6 +15,7 @@ from kaapana.archive.counts import ArchiveCounts
 from kaapana.auth.audit import AuditRecord
 from kaapana.auth.users import MembershipInfo
 from kaapana.catalog.datasets import DatasetInfo, DatasetMember
+from kaapana.catalog.series_view import SeriesView
 from kaapana.workflows.views import LoadErrorView, RunDetailView, RunView, WorkflowView
 
 
@@ -332,6 +333,40 @@ class RunPage(Page):
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ViewerPage(Page):
+    """One series; the script loads its metadata once and its frames on demand."""
+
+    template = "viewer.html"
+    module = "viewer"
+    title = "Series"
+    view: SeriesView
+
+    def client_data(self) -> dict[str, Any]:
+        project = self.layout.project if self.layout else None
+        view = self.view
+        return {
+            "project": project,
+            "series": asdict(view.series),
+            "image": asdict(view.image) if view.image else None,
+            "segmentations": [asdict(s) for s in view.segmentations],
+            "keywords": view.keywords,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPage(Page):
+    """Drop files, folders and zip archives; the script sends them to the project."""
+
+    template = "upload.html"
+    module = "upload"
+    title = "Upload"
+    can_nifti: bool  # the import-nifti workflow is installed
+
+    def client_data(self) -> dict[str, Any]:
+        return {"project": self.layout.project if self.layout else None, "nifti": self.can_nifti}
+
+
 __all__ = [
     "AuditFilters",
     "AuditPage",
@@ -358,8 +393,10 @@ __all__ = [
     "SystemPage",
     "TokenRow",
     "TokensPage",
+    "UploadPage",
     "UserRow",
     "UsersAdminPage",
+    "ViewerPage",
     "WorkflowFormPage",
     "WorkflowsPage",
 ]

@@ -99,7 +99,7 @@ def _public(info: DatasetInfo) -> DatasetPublic:
     )
 
 
-def _attachment(filename: str) -> str:
+def attachment(filename: str) -> str:
     """RFC 6266: an ASCII fallback and the exact UTF-8 name (dataset names may be any text)."""
     fallback = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
@@ -253,7 +253,7 @@ def get_dataset_manifest(
     return StreamingResponse(
         chunks,
         media_type=_MEDIA_TYPES[format],
-        headers={"Content-Disposition": _attachment(filename)},
+        headers={"Content-Disposition": attachment(filename)},
     )
 
 

@@ -1,7 +1,7 @@
 // Gallery: the project's series as cards, loaded page by page while scrolling (cursor paging of
 // /api/v1/search), filtered from a sidebar of facets and fields, selected with click, shift-click
 // and "select all results", tagged with the keys 1..9, and collected into datasets.
-import { api, attempt, showMessage } from "../api.js";
+import { api, attempt, csrfToken, showMessage } from "../api.js";
 import { describeFilters, filtersToSearch, readFilters, toQuery } from "../catalog_query.js";
 import { h, pageData } from "../dom.js";
 import { initLayout } from "../layout.js";
@@ -188,7 +188,7 @@ function card(hit) {
   },
   h("img", {
     src: `/api/v1/series/${encodeURIComponent(uid)}/thumbnail`, alt: `Thumbnail of ${hit.series_description || uid}`,
-    loading: "lazy", width: "160", height: "160",
+    loading: "lazy", width: "160", height: "160", draggable: "false",
   }),
   h("div", { class: "card-text" },
     h("strong", { class: "patient" }, hit.patient_name || hit.patient_id || "(no name)"),
@@ -196,7 +196,8 @@ function card(hit) {
       ` · ${hit.number_of_series_related_instances} instances`),
     h("span", { class: "description" }, hit.series_description || "(no description)"),
     h("span", { class: "badge validation" }, "…"),
-    tagList(hit.tags)));
+    tagList(hit.tags),
+    h("a", { class: "open", href: `/p/${encodeURIComponent(project)}/series/${encodeURIComponent(uid)}` }, "Open viewer")));
   state.cards.set(uid, { hit, element });
   validationObserver.observe(element);
   return element;
@@ -284,6 +285,7 @@ function toggle(uid, range) {
 }
 
 cardsBox.addEventListener("click", (event) => {
+  if (event.target.closest("a") || dragBox.moved) return;
   const element = event.target.closest(".series-card");
   if (element) toggle(element.dataset.uid, event.shiftKey);
 });
@@ -293,6 +295,63 @@ cardsBox.addEventListener("keydown", (event) => {
     event.preventDefault();
     toggle(element.dataset.uid, event.shiftKey);
   }
+});
+
+// Drag box: pressing on the cards and dragging draws a box; the cards it touches become the
+// selection (added to it with Shift or Ctrl). A press that does not move stays a click.
+const DRAG_THRESHOLD = 5;
+const dragBox = { start: null, element: null, moved: false };
+
+function boxRect(event) {
+  const origin = cardsBox.getBoundingClientRect();
+  const x = event.clientX - origin.left;
+  const y = event.clientY - origin.top;
+  const { x: x0, y: y0 } = dragBox.start;
+  return { left: Math.min(x, x0), top: Math.min(y, y0), right: Math.max(x, x0), bottom: Math.max(y, y0) };
+}
+
+function cardsIn(rect) {
+  const origin = cardsBox.getBoundingClientRect();
+  return [...state.cards.values()].filter(({ element }) => {
+    const r = element.getBoundingClientRect();
+    const left = r.left - origin.left;
+    const top = r.top - origin.top;
+    return left < rect.right && left + r.width > rect.left && top < rect.bottom && top + r.height > rect.top;
+  }).map(({ hit }) => hit.series_instance_uid);
+}
+
+cardsBox.addEventListener("pointerdown", (event) => {
+  if (event.button !== 0 || event.target.closest("a, button, input")) return;
+  const origin = cardsBox.getBoundingClientRect();
+  dragBox.start = { x: event.clientX - origin.left, y: event.clientY - origin.top, add: event.shiftKey || event.ctrlKey || event.metaKey };
+  dragBox.moved = false;
+});
+document.addEventListener("pointermove", (event) => {
+  if (!dragBox.start) return;
+  const rect = boxRect(event);
+  if (!dragBox.moved && rect.right - rect.left < DRAG_THRESHOLD && rect.bottom - rect.top < DRAG_THRESHOLD) return;
+  if (!dragBox.moved) {
+    dragBox.moved = true;
+    dragBox.element = h("div", { class: "drag-box", "aria-hidden": "true" });
+    cardsBox.append(dragBox.element);
+    cardsBox.setPointerCapture?.(event.pointerId);
+  }
+  event.preventDefault();
+  Object.assign(dragBox.element.style, {
+    left: `${rect.left}px`, top: `${rect.top}px`, width: `${rect.right - rect.left}px`, height: `${rect.bottom - rect.top}px`,
+  });
+});
+document.addEventListener("pointerup", (event) => {
+  if (!dragBox.start) return;
+  if (dragBox.moved) {
+    const uids = cardsIn(boxRect(event));
+    if (!dragBox.start.add) state.selected.clear();
+    uids.forEach((uid) => state.selected.add(uid));
+    dragBox.element.remove();
+    showSelection();
+    setTimeout(() => { dragBox.moved = false; }, 0); // the click that follows is not a toggle
+  }
+  dragBox.start = null;
 });
 
 // Every series the query matches, not only the loaded cards.
@@ -428,6 +487,21 @@ function runWorkflow() {
   window.location.assign(`/p/${encodeURIComponent(project)}/workflows/${encodeURIComponent(name)}?${query}`);
 }
 
+// A form post, so the browser streams the archive to disk instead of into memory.
+function downloadZip() {
+  const uids = needSelection();
+  if (!uids.length) return;
+  const form = h("form", { method: "post", action: `/p/${encodeURIComponent(project)}/download`, hidden: true },
+    h("input", { type: "hidden", name: "csrf_token", value: csrfToken() ?? "" }),
+    h("input", { type: "hidden", name: "series", value: uids.join(" ") }));
+  document.body.append(form);
+  form.submit();
+  form.remove();
+  showMessage(`Downloading ${uids.length} series as a zip archive.`, "notice");
+}
+
+document.getElementById("download-zip").addEventListener("click", downloadZip);
+
 if (canWrite) {
   setUpTagKeys();
   document.getElementById("workflow-run").addEventListener("click", runWorkflow);
@@ -444,4 +518,8 @@ window.addEventListener("popstate", () => {
 });
 
 initLayout();
-setUpFieldFilter().then(refresh);
+// The field list only types the values of f= filters (numbers compare as numbers); without
+// such filters the first cards and facets need not wait for it.
+const fieldsLoaded = setUpFieldFilter();
+if (state.filters.values.size) fieldsLoaded.then(refresh);
+else refresh();
