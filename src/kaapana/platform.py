@@ -11,6 +11,7 @@ from kaapana.catalog.thumbnails import thumbnail_results
 from kaapana.catalog.workflow_actions import TAG_SERIES, tag_series_handler
 from kaapana.config import Settings
 from kaapana.db import create_engine_for, upgrade
+from kaapana.federation import Federation
 from kaapana.storage import FilesystemStore
 from kaapana.workflows import Engine
 
@@ -60,6 +61,15 @@ class Platform:
         )
         self.workflows.actions.register(TAG_SERIES, tag_series_handler(self.catalog))
         self.events.subscribe(SeriesArrived, self.workflows.triggers.on_series_arrived)
+        self.federation = Federation(
+            settings=settings,
+            engine=self.engine,
+            workflows=self.workflows,
+            projects=self.archive.projects,
+            datasets=self.datasets,
+            results=self.results,
+            audit=self.auth.audit,
+        )
         # Set on the first start only: the generated password of `admin`, for the CLI to print.
         self.initial_admin_password: str | None = None
         if migrate:
@@ -91,6 +101,7 @@ class Platform:
     def close(self) -> None:
         if self.series_jobs is not None:
             self.series_jobs.close()
+        self.federation.close()
         self.workflows.close()
         self.archive.close()
         self.engine.dispose()

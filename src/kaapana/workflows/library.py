@@ -60,7 +60,7 @@ def builtin_workflows() -> list[Workflow]:
     ]
 
 
-BUILTIN_MODULES = ("deidentify", "nifti", "segmentation", "import_nifti")
+BUILTIN_MODULES = ("deidentify", "nifti", "segmentation", "import_nifti", "federated")
 """Modules of ``kaapana.workflows.builtin`` with the operator workflows (``WORKFLOWS``)."""
 
 
