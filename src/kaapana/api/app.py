@@ -19,6 +19,8 @@ from kaapana.api.routes import (
     audit,
     datasets,
     facets,
+    federation,
+    federation_protocol,
     fields,
     nodes,
     projects,
@@ -88,6 +90,8 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         tags,
         workflow_routes,
         run_routes,
+        federation,
+        federation_protocol,
     ):
         api.include_router(module.router)
     app.include_router(api)
