@@ -2,7 +2,6 @@
 the participant's decisions, and the orchestrator's HTTP end against a participant's calls."""
 
 import io
-import json
 import os
 import stat
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from kaapana.federation.keys import derive_keys, federation_secrets_dir
 from kaapana.federation.outputs import OutputRefused, check_outputs
 from kaapana.federation.statistics import STATS_NAME, pool
 from kaapana.platform import Platform
+from kaapana.testing import ct_series
 from tests.federation.cohort import (
     assert_statistics_equal,
     bare_dicom,
@@ -31,7 +31,6 @@ from tests.federation.cohort import (
     write_patient,
 )
 from tests.helpers import part10
-from kaapana.testing import ct_series
 
 KEY = derive_keys("kpf_" + "a" * 43).fernet_key
 

@@ -93,6 +93,9 @@ class FederatedRuns:
         self._results = results
         self._audit = audit
         self._wake = threading.Event()
+        # Site timeouts count from a job's creation, or from this process's start if later:
+        # the sites of a round interrupted by a crash get their full time again.
+        self._resumed_at = utcnow()
 
     # -- requests -------------------------------------------------------------------------
 
@@ -305,7 +308,8 @@ class FederatedRuns:
                 created = False
                 deadline = timedelta(seconds=run.site_timeout)
                 for job in jobs:
-                    if job.state not in FINAL_JOB_STATES and job.created_at + deadline < now:
+                    started = max(job.created_at, self._resumed_at)
+                    if job.state not in FINAL_JOB_STATES and started + deadline < now:
                         job.state = JobStateValues.timed_out
                         job.detail = f"no outputs within {run.site_timeout:g} s"
                         job.finished_at = now
