@@ -294,7 +294,7 @@ def test_federated_statistics_across_three_serving_sites(
             "dataset": "cohort",
             "rounds": 2,
             "min_sites": 2,
-            "site_timeout": 3,
+            "site_timeout": 6,
         },
     )
     _wait_run(orchestrator, third["id"], lambda r: any(j["round"] == 2 for j in r["jobs"]))

@@ -93,8 +93,8 @@ class FederatedRuns:
         self._results = results
         self._audit = audit
         self._wake = threading.Event()
-        # Site timeouts count from a job's creation, or from this process's start if later:
-        # the sites of a round interrupted by a crash get their full time again.
+        # Site timeouts count from a job's creation, or from when the coordinator (re)started
+        # if later: the sites of a round interrupted by a crash get their full time again.
         self._resumed_at = utcnow()
 
     # -- requests -------------------------------------------------------------------------
@@ -408,6 +408,10 @@ class FederatedRuns:
     def wake(self) -> None:
         self._wake.set()
 
+    def resume(self) -> None:
+        """Called when the coordinator starts: running rounds get their full timeout again."""
+        self._resumed_at = utcnow()
+
     def wait_for_work(self, seconds: float) -> None:
         self._wake.wait(seconds)
         self._wake.clear()
@@ -425,6 +429,7 @@ class Coordinator:
         )
 
     def start(self) -> None:
+        self._runs.resume()
         self._thread.start()
 
     def _loop(self) -> None:

@@ -42,7 +42,8 @@ def split_by_patient(members: list[tuple[str, str]], sites: int) -> list[list[st
 
 
 @contextmanager
-def _http(platform: Platform) -> Iterator[str]:
+def serve_http(platform: Platform) -> Iterator[str]:
+    """The platform's HTTP app on a free loopback port (its base URL), for virtual sites."""
     from kaapana.api import create_app
 
     config = uvicorn.Config(
@@ -67,13 +68,17 @@ def _http(platform: Platform) -> Iterator[str]:
         thread.join(10)
 
 
-def _site_settings(base: Settings, folder: Path, name: str) -> Settings:
+def site_settings(
+    base: Settings, folder: Path, name: str, *, poll_seconds: float = SIMULATION_POLL_SECONDS
+) -> Settings:
+    """A virtual site: its own folder, one Dask worker, the workflows the base installation
+    knows."""
     return Settings(
         data_dir=folder,
         site_name=name,
         admin_password=secrets.token_urlsafe(16),
         dask_workers=1,
-        federation_poll_seconds=SIMULATION_POLL_SECONDS,
+        federation_poll_seconds=poll_seconds,
         workflow_entry_points=base.workflow_entry_points,
         plugins_dir=base.resolved_plugins_dir,
     )
@@ -102,15 +107,15 @@ def simulate(
         ]
         groups = split_by_patient(members, sites)
         orchestrator = stack.enter_context(
-            Platform(_site_settings(settings, root / "orchestrator", "orchestrator"))
+            Platform(site_settings(settings, root / "orchestrator", "orchestrator"))
         )
-        url = stack.enter_context(_http(orchestrator))
+        url = stack.enter_context(serve_http(orchestrator))
         names = []
         for index, uids in enumerate(groups, start=1):
             name = f"site-{index}"
             names.append(name)
             secret = orchestrator.federation.sites.add_participant(name).secret
-            site = stack.enter_context(Platform(_site_settings(settings, root / name, name)))
+            site = stack.enter_context(Platform(site_settings(settings, root / name, name)))
             target = site.archive.target("admin", _EXPOSED)
             paths = source.archive.local_paths(study_instance_uids=[], series_instance_uids=uids)
             for path in paths:
@@ -142,4 +147,4 @@ def simulate(
         }
 
 
-__all__ = ["simulate", "split_by_patient"]
+__all__ = ["serve_http", "simulate", "site_settings", "split_by_patient"]
