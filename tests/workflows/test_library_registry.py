@@ -23,7 +23,12 @@ def test_operator_workflows_without_the_extra_are_load_errors(
     for name in _EXTRA_MODULES:
         monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError
     registry = Registry(make_settings(workflow_entry_points=False))
-    assert [w.name for w in registry.all()] == ["de-identify", "noop", "series-metadata"]
+    assert [w.name for w in registry.all()] == [
+        "de-identify",
+        "federated-statistics",
+        "noop",
+        "series-metadata",
+    ]
     errors = {e.source: e.error for e in registry.errors}
     assert set(errors) == {"builtin nifti", "builtin segmentation", "builtin import_nifti"}
     assert all(error.startswith("ModuleNotFoundError") for error in errors.values())

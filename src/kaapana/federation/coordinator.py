@@ -127,8 +127,8 @@ class FederatedRuns:
         minimum = min_sites if min_sites is not None else len(targets)
         if not 1 <= minimum <= len(targets):
             raise InvalidInput(f"'min_sites' must be 1-{len(targets)}, got {minimum}")
-        if site_timeout <= 0:
-            raise InvalidInput(f"'site_timeout' must be > 0, got {site_timeout}")
+        if not 0 < site_timeout <= 30 * 86400:
+            raise InvalidInput(f"'site_timeout' must be > 0 and <= 30 days, got {site_timeout}")
         with write_transaction(self._engine) as session:
             run = FederatedRun(
                 plan=chosen.name,

@@ -99,8 +99,8 @@ class Policies:
         pinned = (definition_hash or installed.definition_hash).lower()
         if len(pinned) != 64 or any(c not in "0123456789abcdef" for c in pinned):
             raise InvalidInput(f"'definition_hash' must be 64 hex digits, got {pinned!r}")
-        if max_output_bytes is not None and max_output_bytes < 1:
-            raise InvalidInput(f"'max_output_bytes' must be >= 1, got {max_output_bytes}")
+        if max_output_bytes is not None and not 1 <= max_output_bytes <= 2**62:
+            raise InvalidInput(f"'max_output_bytes' must be 1-2**62, got {max_output_bytes}")
         with write_transaction(self._engine) as session:
             row = session.scalar(
                 select(FederationPolicy).where(FederationPolicy.workflow == workflow)

@@ -137,7 +137,7 @@ class PolicyUpdate(BaseModel):
     definition_hash: str | None = Field(
         None, max_length=64, description="Pinned definition hash; default: the installed one."
     )
-    max_output_bytes: int | None = Field(None, ge=1)
+    max_output_bytes: int | None = Field(None, ge=1, le=2**62)
     allow_pixel_data: bool = False
     share_logs: bool = False
 
@@ -285,7 +285,9 @@ class FederatedRunCreate(BaseModel):
     sites: list[str] | None = Field(None, max_length=1000, description="Default: all.")
     rounds: int | None = Field(None, ge=1, le=10_000)
     min_sites: int | None = Field(None, ge=1)
-    site_timeout: float = Field(3600.0, gt=0, description="Seconds a site has per round.")
+    site_timeout: float = Field(
+        3600.0, gt=0, le=30 * 86400, description="Seconds a site has per round."
+    )
     params: dict[str, Any] = Field(default_factory=dict)
 
 
