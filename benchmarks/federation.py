@@ -135,16 +135,18 @@ def main() -> None:
         run = _run(orchestrator, args.rounds)
         wall = time.perf_counter() - started
         local = _local_durations(sites)
-        dispatched = sorted({(j.round, j.created_at) for j in run.jobs})
-        marks = [moment for _, moment in dispatched] + [run.finished_at]
+        marks = [
+            min(j.created_at for j in run.jobs if j.round == number)
+            for number in range(1, args.rounds + 1)
+        ] + [run.finished_at]
         cases = []
-        for round in range(1, args.rounds + 1):
-            round_wall = (marks[round] - marks[round - 1]).total_seconds()
-            jobs = [j for j in run.jobs if j.round == round]
+        for number in range(1, args.rounds + 1):
+            round_wall = (marks[number] - marks[number - 1]).total_seconds()
+            jobs = [j for j in run.jobs if j.round == number]
             slowest = max(local[j.job_id] for j in jobs)
             cases.append(
                 {
-                    "round": round,
+                    "round": number,
                     "wall_s": round_wall,
                     "slowest_local_run_s": slowest,
                     "overhead_s": round_wall - slowest,
