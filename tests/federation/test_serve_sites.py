@@ -250,6 +250,12 @@ def test_federated_statistics_across_three_serving_sites(
     executed = sites["site-a"].api("GET", "/audit", params={"action": "federation.job.execute"})
     assert executed[0]["target"] == f"federated-job:{_job(done, 'site-a')['job_id']}"
 
+    # Logs on request: site-a's policy does not share them, and says so.
+    logged = _job(done, "site-a")
+    orchestrator.api("POST", f"/federation/runs/{started['id']}/jobs/{logged['job_id']}/logs")
+    answered = _wait_run(orchestrator, started["id"], lambda r: bool(_job(r, "site-a")["logs"]))
+    assert "does not share the logs" in _job(answered, "site-a")["logs"]
+
     # A wrong token is refused and audited.
     wrong = httpx.post(
         f"{orchestrator.url}/api/v1/federation/protocol/poll",

@@ -79,8 +79,8 @@ class Hub:
     # -- poll -----------------------------------------------------------------------------
 
     def poll(self, site: str, *, active: list[str], wait: float) -> PollAnswer:
-        """The site's new jobs, and which of its ``active`` jobs to cancel or send logs of;
-        waits up to ``wait`` seconds for any of them."""
+        """The site's new jobs, which of its ``active`` jobs to cancel and which jobs to send
+        logs of; waits up to ``wait`` seconds for any of them."""
         if not 0 <= wait <= MAX_WAIT_SECONDS:
             raise InvalidInput(f"'wait' must be 0-{MAX_WAIT_SECONDS:g} seconds, got {wait}")
         deadline = time.monotonic() + wait
@@ -109,19 +109,27 @@ class Hub:
                 )
                 .limit(1)
             )
-            known = (
+            cancel = (
                 list(
-                    session.execute(
-                        select(
-                            FederatedJob.id, FederatedJob.state, FederatedJob.logs_requested
-                        ).where(FederatedJob.site == site, FederatedJob.id.in_(active))
+                    session.scalars(
+                        select(FederatedJob.id).where(
+                            FederatedJob.site == site,
+                            FederatedJob.id.in_(active),
+                            FederatedJob.state.in_(FINAL_JOB_STATES),
+                        )
                     )
                 )
                 if active
                 else []
             )
-        cancel = [job_id for job_id, state, _ in known if state in FINAL_JOB_STATES]
-        logs = [job_id for job_id, _, requested in known if requested]
+            # Logs may be asked of any job of the site, also one that has ended there.
+            logs = list(
+                session.scalars(
+                    select(FederatedJob.id).where(
+                        FederatedJob.site == site, FederatedJob.logs_requested.is_(True)
+                    )
+                )
+            )
         jobs: list[dict[str, Any]] = []
         if waiting is not None:
             jobs = self._deliver(site, now, stale)
