@@ -70,6 +70,9 @@ class CountSum:
     def summary(self, current: Files) -> dict[str, Any]:
         return json.loads(current["count.json"]) if current else {}
 
+    def broadcast(self, current: Files) -> Files:
+        return current  # the running total goes out, as a model would
+
 
 def _run(orchestrator: Platform, rounds: int) -> Any:
     runs = orchestrator.federation.runs

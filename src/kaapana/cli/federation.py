@@ -121,7 +121,10 @@ def sites_show(
                 "orchestrator": orchestrator.name if orchestrator else None,
                 "participants": federation.sites.participants(),
             }
-    print_json(shown) if as_json else console().print(shown)
+    if as_json:
+        print_json(shown)
+    else:
+        console().print(shown)
 
 
 @sites_app.command("remove")

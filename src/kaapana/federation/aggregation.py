@@ -41,6 +41,11 @@ class Aggregator(Protocol):
         """The JSON shown as the federated run's result."""
         ...
 
+    def broadcast(self, current: Files) -> Files:
+        """What the sites of the next round receive of the global artifact (a model, say);
+        empty: nothing. Keeps what one site delivered from reaching the others."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class FederatedPlan:

@@ -291,6 +291,7 @@ class FederatedRuns:
                 )
             )
             if not jobs:
+                input_key = self._broadcast(run_pk, round, run.plan, run.global_key)
                 for site in run.sites:
                     session.add(
                         FederatedJob(
@@ -299,7 +300,7 @@ class FederatedRuns:
                             round=round,
                             site=site,
                             state=JobStateValues.queued,
-                            input_key=run.global_key,
+                            input_key=input_key,
                             outputs={},
                         )
                     )
@@ -340,6 +341,16 @@ class FederatedRuns:
             )
             return
         self._aggregate(run_pk, round, plan, params, current_key, delivered, missing)
+
+    def _broadcast(self, run_pk: int, round: int, plan: str, current_key: str) -> str:
+        """The storage key of what the round's sites receive ("" for nothing)."""
+        current = unpack_files(self._results.get(current_key)) if current_key else {}
+        sent = self.plans.get(plan).aggregator.broadcast(current)
+        if not sent:
+            return ""
+        key = f"federation/runs/{run_pk}/input-{round}.json"
+        self._results.put(key, pack_files(sent))
+        return key
 
     def _aggregate(
         self,

@@ -219,6 +219,9 @@ class StatisticsPooling:
         document = {"round": round, "pooled": pool(per_site.values()), "sites": per_site}
         return {STATS_NAME: json.dumps(document, sort_keys=True).encode()}
 
+    def broadcast(self, current: Files) -> Files:
+        return {}  # the local statistics need nothing from earlier rounds
+
     def summary(self, current: Files) -> dict[str, Any]:
         if STATS_NAME not in current:
             return {}
