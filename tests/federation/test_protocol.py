@@ -1,14 +1,21 @@
 """The protocol's pieces in one process: output checks, sealed payloads, statistics pooling,
 the participant's decisions, and the orchestrator's HTTP end against a participant's calls."""
 
+import hashlib
 import io
 import os
 import stat
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -17,9 +24,12 @@ from kaapana.config import Settings
 from kaapana.db.engine import session_factory
 from kaapana.db.models import FederationPeer
 from kaapana.errors import InvalidInput
+from kaapana.federation.client import CertificateMismatch, OrchestratorClient
 from kaapana.federation.envelope import TamperedPayload, open_sealed, seal
 from kaapana.federation.keys import derive_keys, federation_secrets_dir
 from kaapana.federation.outputs import OutputRefused, check_outputs
+from kaapana.federation.sites import SiteView
+from kaapana.federation.states import PeerRoleValues
 from kaapana.federation.statistics import STATS_NAME, pool
 from kaapana.platform import Platform
 from kaapana.testing import ct_series
@@ -30,7 +40,7 @@ from tests.federation.cohort import (
     load_dataset,
     write_patient,
 )
-from tests.helpers import part10
+from tests.helpers import free_port, part10, self_signed_certificate, wait_until
 
 KEY = derive_keys("kpf_" + "a" * 43).fernet_key
 
@@ -110,7 +120,7 @@ def test_pooled_statistics_equal_the_statistics_of_the_union(tmp_path: Path) -> 
 
 
 @pytest.fixture
-def orchestrator(make_settings: Callable[..., Settings]) -> Platform:
+def orchestrator(make_settings: Callable[..., Settings]) -> Iterator[Platform]:
     with Platform(make_settings(site_name="central")) as platform:
         yield platform
 
@@ -242,3 +252,49 @@ def test_participant_refuses_unapproved_or_changed_workflows_and_holds_manual_on
         assert federation.jobs.deny("j3", actor="owner").state == "denied"
         actions = [e.action for e in site.auth.audit.query() if e.target == "federated-job:j3"]
         assert actions == ["federation.job.deny", "federation.job.receive"]
+
+
+def test_the_orchestrators_certificate_is_verified_or_pinned(
+    orchestrator: Platform, tmp_path: Path
+) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    secret = orchestrator.federation.sites.add_participant("site-a").secret
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(orchestrator.settings, platform=orchestrator),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, 30, "the TLS server")
+        der = x509.load_pem_x509_certificate(cert.read_bytes()).public_bytes(Encoding.DER)
+        pin = hashlib.sha256(der).hexdigest()
+
+        def poll(*, verify_tls: bool, pinned_sha256: str = "") -> dict[str, object]:
+            site = SiteView(
+                name="central",
+                role=PeerRoleValues.orchestrator,
+                url=f"https://127.0.0.1:{port}",
+                verify_tls=verify_tls,
+                pinned_sha256=pinned_sha256,
+                datasets=[],
+                last_seen_at=None,
+                created_at=datetime.now(),
+            )
+            with OrchestratorClient(site, secret, timeout=10) as client:
+                return client.poll(site="site-a", datasets=[], active=[], wait=0)
+
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            poll(verify_tls=True)  # self-signed: not trusted by default
+        assert poll(verify_tls=False, pinned_sha256=pin) == {"jobs": [], "cancel": [], "logs": []}
+        with pytest.raises(CertificateMismatch, match="not the pinned"):
+            poll(verify_tls=False, pinned_sha256="0" * 64)
+    finally:
+        server.should_exit = True
+        thread.join(10)

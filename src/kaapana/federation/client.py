@@ -55,7 +55,7 @@ class OrchestratorClient:
         if self._pin:
             stream = response.extensions.get("network_stream")
             ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-            certificate = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+            certificate = ssl_object.getpeercert(True) if ssl_object else None
             if certificate is None:
                 raise CertificateMismatch(
                     f"orchestrator {self.name} has a pinned certificate, but the connection "
