@@ -23,7 +23,7 @@ from kaapana.api import create_app
 from kaapana.config import Settings
 from kaapana.db.engine import session_factory
 from kaapana.db.models import FederationPeer
-from kaapana.errors import InvalidInput
+from kaapana.errors import Conflict, InvalidInput
 from kaapana.federation.client import CertificateMismatch, OrchestratorClient
 from kaapana.federation.envelope import TamperedPayload, open_sealed, seal
 from kaapana.federation.keys import derive_keys, federation_secrets_dir
@@ -189,6 +189,9 @@ def test_orchestrator_rejects_wrong_tokens_refused_outputs_replays_and_tampering
         assert accepted.status_code == 200, accepted.text
         replayed = client.post(url, content=good, headers=headers)
         assert replayed.status_code == 409 and replayed.json()["error"] == "replayed_payload"
+        # The job has ended here: a site still working on it is told to stop.
+        again = client.post(f"{base}/poll", json={"active": [job]}, headers=headers)
+        assert again.json() == {"jobs": [], "cancel": [job], "logs": []}
         # Another site's token: the upload does not even open with that site's key.
         intruder = derive_keys(federation.sites.add_participant("site-b").secret).token
         other = client.post(url, content=good, headers={"Authorization": f"Bearer {intruder}"})
@@ -250,6 +253,13 @@ def test_participant_refuses_unapproved_or_changed_workflows_and_holds_manual_on
             "cohort",
         )
         assert federation.jobs.deny("j3", actor="owner").state == "denied"
+        with pytest.raises(Conflict, match="not pending approval"):
+            federation.jobs.approve("j3", actor="owner")
+        federation.policies.allow("federated-statistics", approval="manual", actor="owner")
+        assert offer("j7") == "pending_approval: "
+        assert federation.jobs.cancel("j7", actor="owner").state == "canceled"
+        with pytest.raises(Conflict, match="canceled already"):
+            federation.jobs.cancel("j7", actor="owner")
         actions = [e.action for e in site.auth.audit.query() if e.target == "federated-job:j3"]
         assert actions == ["federation.job.deny", "federation.job.receive"]
 
