@@ -28,6 +28,7 @@ from kaapana.federation.client import CertificateMismatch, OrchestratorClient
 from kaapana.federation.envelope import TamperedPayload, open_sealed, seal
 from kaapana.federation.keys import derive_keys, federation_secrets_dir
 from kaapana.federation.outputs import OutputRefused, check_outputs
+from kaapana.federation.radiomics import pool_radiomics, site_features, summarize
 from kaapana.federation.sites import SiteView
 from kaapana.federation.states import PeerRoleValues
 from kaapana.federation.statistics import STATS_NAME, pool
@@ -308,3 +309,25 @@ def test_the_orchestrators_certificate_is_verified_or_pinned(
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_pooled_radiomics_equal_the_radiomics_of_the_union(tmp_path: Path) -> None:
+    parts = [write_patient(tmp_path, f"R{index}", seed=index) for index in range(3)]
+    cases = [site_features(files) for files in parts]
+    union = summarize(case for site in cases for case in site)
+    pooled = pool_radiomics([summarize(cases[0] + cases[1]), summarize(cases[2])])
+    assert set(union["labels"]) == {"body", "bones", "liver", "lungs"}
+    liver = union["labels"]["liver"]
+    assert liver["volume_ml"]["count"] == 3 and liver["mean_hu"]["min"] > -200
+    assert liver["volume_ml"]["quartiles"][0] <= liver["volume_ml"]["quartiles"][2]
+    assert pooled.keys() == union.keys()
+    for label, features in union["labels"].items():
+        for name, summary in features.items():
+            other = pooled["labels"][label][name]
+            assert (other["count"], other["histogram"], other["quartiles"]) == (
+                summary["count"],
+                summary["histogram"],
+                summary["quartiles"],
+            ), (label, name)
+            for key in ("sum", "min", "max", "mean", "sd"):
+                assert other[key] == pytest.approx(summary[key], abs=1e-4), (label, name, key)

@@ -25,6 +25,7 @@ def test_operator_workflows_without_the_extra_are_load_errors(
     registry = Registry(make_settings(workflow_entry_points=False))
     assert [w.name for w in registry.all()] == [
         "de-identify",
+        "federated-radiomics",
         "federated-statistics",
         "noop",
         "series-metadata",

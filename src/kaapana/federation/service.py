@@ -17,6 +17,7 @@ from kaapana.federation.keys import federation_secrets_dir
 from kaapana.federation.participant import SiteJobs
 from kaapana.federation.policies import Policies
 from kaapana.federation.poller import Poller
+from kaapana.federation.radiomics import RADIOMICS_PLAN
 from kaapana.federation.sites import Sites
 from kaapana.federation.statistics import STATISTICS_PLAN
 from kaapana.storage import ObjectStore
@@ -47,6 +48,7 @@ class Federation:
         )
         self.plans = Plans()
         self.plans.add(STATISTICS_PLAN)
+        self.plans.add(RADIOMICS_PLAN)
         self.hub = Hub(
             engine=engine,
             sites=self.sites,

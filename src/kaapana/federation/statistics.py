@@ -75,16 +75,41 @@ def series_record(files: list[Path], modality: str, study_instance_uid: str) -> 
     )
 
 
-def _volume_summary(values: list[float]) -> dict[str, Any]:
-    bins = Counter(f"{math.floor(v / VOLUME_BIN_ML) * VOLUME_BIN_ML:g}" for v in values)
+def value_summary(values: list[float], bin_width: float) -> dict[str, Any]:
+    """Count, sums, extremes and a histogram of bins starting at multiples of ``bin_width``:
+    everything that adds up exactly across sites."""
+    bins = Counter(f"{math.floor(v / bin_width) * bin_width:g}" for v in values)
     return {
         "count": len(values),
         "sum": round(sum(values), 6),
         "sum_of_squares": round(sum(v * v for v in values), 6),
         "min": min(values),
         "max": max(values),
-        "histogram": dict(sorted(bins.items(), key=lambda item: float(item[0]))),
+        "histogram": dict(bins),
     }
+
+
+def merge_summary(known: dict[str, Any], summary: Mapping[str, Any]) -> None:
+    """Add ``summary`` (of other values) into ``known``."""
+    known["count"] += summary["count"]
+    known["sum"] = round(known["sum"] + summary["sum"], 6)
+    known["sum_of_squares"] = round(known["sum_of_squares"] + summary["sum_of_squares"], 6)
+    known["min"] = min(known["min"], summary["min"])
+    known["max"] = max(known["max"], summary["max"])
+    known["histogram"] = _add_counts(known["histogram"], summary["histogram"])
+
+
+def finish_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The mean and (sample) standard deviation from the sums; bins in order."""
+    count = summary["count"]
+    mean = summary["sum"] / count
+    variance = max(summary["sum_of_squares"] / count - mean * mean, 0.0)
+    summary["mean"] = round(mean, 6)
+    summary["sd"] = round(math.sqrt(variance * count / (count - 1)), 6) if count > 1 else 0.0
+    summary["histogram"] = dict(
+        sorted(summary["histogram"].items(), key=lambda item: float(item[0]))
+    )
+    return summary
 
 
 def site_statistics(records: Iterable[SeriesRecord]) -> dict[str, Any]:
@@ -105,7 +130,9 @@ def site_statistics(records: Iterable[SeriesRecord]) -> dict[str, Any]:
             "series_per_patient": {
                 str(k): v for k, v in Counter(series_per_patient.values()).items()
             },
-            "organ_volume_ml": {label: _volume_summary(v) for label, v in volumes.items()},
+            "organ_volume_ml": {
+                label: value_summary(v, VOLUME_BIN_ML) for label, v in volumes.items()
+            },
         }
     )
 
@@ -137,12 +164,7 @@ def pool(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             if known is None:
                 pooled["organ_volume_ml"][label] = dict(summary)
                 continue
-            known["count"] += summary["count"]
-            known["sum"] = round(known["sum"] + summary["sum"], 6)
-            known["sum_of_squares"] = round(known["sum_of_squares"] + summary["sum_of_squares"], 6)
-            known["min"] = min(known["min"], summary["min"])
-            known["max"] = max(known["max"], summary["max"])
-            known["histogram"] = _add_counts(known["histogram"], summary["histogram"])
+            merge_summary(known, summary)
     return finish(pooled)
 
 
@@ -152,19 +174,10 @@ def finish(statistics: dict[str, Any]) -> dict[str, Any]:
     statistics["series_per_patient"] = dict(
         sorted(statistics["series_per_patient"].items(), key=lambda item: int(item[0]))
     )
-    volumes = {}
-    for label in sorted(statistics["organ_volume_ml"]):
-        summary = statistics["organ_volume_ml"][label]
-        count = summary["count"]
-        mean = summary["sum"] / count
-        variance = max(summary["sum_of_squares"] / count - mean * mean, 0.0)
-        summary["mean"] = round(mean, 6)
-        summary["sd"] = round(math.sqrt(variance * count / (count - 1)), 6) if count > 1 else 0.0
-        summary["histogram"] = dict(
-            sorted(summary["histogram"].items(), key=lambda item: float(item[0]))
-        )
-        volumes[label] = summary
-    statistics["organ_volume_ml"] = volumes
+    statistics["organ_volume_ml"] = {
+        label: finish_summary(statistics["organ_volume_ml"][label])
+        for label in sorted(statistics["organ_volume_ml"])
+    }
     return statistics
 
 
@@ -242,8 +255,11 @@ __all__ = [
     "STATS_NAME",
     "SeriesRecord",
     "StatisticsPooling",
+    "finish_summary",
+    "merge_summary",
     "pool",
     "segment_volumes_ml",
     "series_record",
     "site_statistics",
+    "value_summary",
 ]
