@@ -51,6 +51,7 @@ bench: $(VENV)/.installed-test debian-tools
 	$(BIN)/python benchmarks/datasets.py
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/operators.py
+	$(BIN)/python benchmarks/federation.py
 
 clean:
 	rm -rf $(VENV) kaapana-data .pytest_cache

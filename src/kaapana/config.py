@@ -6,6 +6,8 @@ back. Sources, strongest first: constructor arguments, ``KAAPANA_*`` environment
 """
 
 import os
+import re
+import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -224,6 +226,31 @@ class Settings(BaseSettings):
         "attempt.",
     )
 
+    site_name: str | None = Field(
+        None,
+        description="Name of this installation in a federation; default: the host name and the "
+        "AE title, lower-case (`host-kaapana`).",
+    )
+    federation_poll_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="How long a participant's poll of its orchestrator waits for a job (the "
+        "orchestrator answers at once when one is waiting), and the pause after a failed poll.",
+    )
+    federation_max_output_bytes: int = Field(
+        10 * 1024**2,
+        ge=1,
+        description="Default size limit of what one federated job may upload, in bytes; a "
+        "workflow's policy can set its own.",
+    )
+    federation_upload_max_age_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="Oldest encrypted upload (by the timestamp inside it) the orchestrator "
+        "accepts; older ones are refused as possible replays.",
+    )
+
     @field_validator("ae_title")
     @classmethod
     def _check_ae_title(cls, value: str) -> str:
@@ -267,6 +294,13 @@ class Settings(BaseSettings):
     @property
     def resolved_plugins_dir(self) -> Path:
         return (self.plugins_dir or self.data_dir / "plugins").resolve()
+
+    @property
+    def resolved_site_name(self) -> str:
+        if self.site_name:
+            return self.site_name
+        raw = f"{socket.gethostname()}-{self.ae_title}".lower()
+        return re.sub(r"[^a-z0-9._-]+", "-", raw).strip("-._")[:64] or "kaapana"
 
     def with_overrides(self, **overrides: Any) -> "Settings":
         """A copy with some values changed and validated again (CLI options on top of the env)."""

@@ -21,6 +21,7 @@ from kaapana.catalog.workflow_actions import (
 )
 from kaapana.config import Settings
 from kaapana.db import create_engine_for, upgrade
+from kaapana.federation import Federation
 from kaapana.models import ModelRegistry
 from kaapana.models.workflow_actions import MODEL_RESOLVER, REGISTER_MODEL, register_model_handler
 from kaapana.storage import FilesystemStore
@@ -89,6 +90,15 @@ class Platform:
             SET_SERIES_FEATURES, set_series_features_handler(self.catalog)
         )
         self.events.subscribe(SeriesArrived, self.workflows.triggers.on_series_arrived)
+        self.federation = Federation(
+            settings=settings,
+            engine=self.engine,
+            workflows=self.workflows,
+            projects=self.archive.projects,
+            datasets=self.datasets,
+            results=self.results,
+            audit=self.auth.audit,
+        )
         # Set on the first start only: the generated password of `admin`, for the CLI to print.
         self.initial_admin_password: str | None = None
         if migrate:
@@ -120,6 +130,7 @@ class Platform:
     def close(self) -> None:
         if self.series_jobs is not None:
             self.series_jobs.close()
+        self.federation.close()
         self.workflows.close()
         self.archive.close()
         self.engine.dispose()

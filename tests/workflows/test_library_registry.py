@@ -27,6 +27,8 @@ def test_operator_workflows_without_the_extra_are_load_errors(
     assert [w.name for w in registry.all()] == [
         "de-identify",
         "delete-series",
+        "federated-radiomics",
+        "federated-statistics",
         "noop",
         "predict-segmentation",
         "query-pacs",

@@ -20,6 +20,8 @@ from kaapana.api.routes import (
     datasets,
     downloads,
     facets,
+    federation,
+    federation_protocol,
     fields,
     imports,
     nodes,
@@ -94,6 +96,8 @@ def create_app(settings: Settings, *, platform: Platform | None = None) -> FastA
         model_routes,
         downloads,
         imports,
+        federation,
+        federation_protocol,
     ):
         api.include_router(module.router)
     app.include_router(api)

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from kaapana import __version__
 from kaapana.cli import audit, catalog, data, datasets, nodes, projects, serve, tokens, users
+from kaapana.cli import federation as federation_commands
 from kaapana.cli import models as model_commands
 from kaapana.cli import workflows as workflow_commands
 from kaapana.cli._common import error_console
@@ -75,6 +76,8 @@ app.command(name="search")(catalog.search_command)
 app.add_typer(catalog.tags_app, name="tags")
 app.add_typer(catalog.catalog_app, name="catalog")
 app.add_typer(model_commands.app, name="models")
+app.add_typer(federation_commands.sites_app, name="sites")
+app.add_typer(federation_commands.app, name="federation")
 
 
 def main() -> None:

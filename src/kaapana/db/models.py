@@ -469,6 +469,145 @@ class SeriesFeature(Base):
     value: Mapped[float] = mapped_column(Float)
 
 
+class FederationPeer(Base):
+    """Another installation: a participant (at an orchestrator) or the orchestrator (at a
+    participant). Tokens are kept as SHA-256 only; keys live in the secrets folder."""
+
+    __tablename__ = "federation_peers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(String(1024), default="")
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    verify_tls: Mapped[bool] = mapped_column(Boolean, default=True)
+    pinned_sha256: Mapped[str] = mapped_column(String(64), default="")
+    # What a participant last reported it exposes: dataset names and counts only.
+    datasets: Mapped[list[dict[str, Any]]] = mapped_column(JsonDict, default=list)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FederationPolicy(Base):
+    """A participant's approval of one workflow, pinned to its definition hash."""
+
+    __tablename__ = "federation_policies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workflow: Mapped[str] = mapped_column(String(128), unique=True)
+    definition_hash: Mapped[str] = mapped_column(String(64))
+    approval: Mapped[str] = mapped_column(String(16), default="manual")
+    max_output_bytes: Mapped[int] = mapped_column(BigInteger)
+    allow_pixel_data: Mapped[bool] = mapped_column(Boolean, default=False)
+    share_logs: Mapped[bool] = mapped_column(Boolean, default=False)
+    approved_by: Mapped[str] = mapped_column(String(255), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FederationExposure(Base):
+    """A dataset a participant offers to federated jobs under its own name."""
+
+    __tablename__ = "federation_exposures"
+    __table_args__ = (UniqueConstraint("project_pk", "dataset"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    project_pk: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    dataset: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FederatedRun(Base):
+    """A federated workflow at the orchestrator: rounds over sites; ``finished_rounds`` and the
+    global artifact are committed together, so a restart resumes after the last finished round."""
+
+    __tablename__ = "federated_runs"
+    __table_args__ = (Index("ix_federated_runs_state", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan: Mapped[str] = mapped_column(String(128))
+    workflow: Mapped[str] = mapped_column(String(128))
+    definition_hash: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dataset: Mapped[str] = mapped_column(String(64))
+    sites: Mapped[list[str]] = mapped_column(JsonDict, default=list)
+    rounds: Mapped[int] = mapped_column(Integer, default=1)
+    finished_rounds: Mapped[int] = mapped_column(Integer, default=0)
+    min_sites: Mapped[int] = mapped_column(Integer, default=1)
+    site_timeout: Mapped[float] = mapped_column(Float, default=3600.0)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    global_key: Mapped[str] = mapped_column(String(1024), default="")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JsonDict)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JsonDict, default=list)
+    error: Mapped[str] = mapped_column(String(4096), default="")
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class FederatedJob(Base):
+    """One round of a federated run at one site, as the orchestrator sees it."""
+
+    __tablename__ = "federated_jobs"
+    __table_args__ = (
+        UniqueConstraint("run_pk", "round", "site"),
+        Index("ix_federated_jobs_site_state", "site", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("federated_runs.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer)
+    site: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(24), default="queued")
+    detail: Mapped[str] = mapped_column(String(4096), default="")
+    input_key: Mapped[str] = mapped_column(String(1024), default="")
+    # name -> {"key", "size", "sha256"} of the received, decrypted outputs in result storage.
+    outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    logs_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    logs: Mapped[str] = mapped_column(Text, default="")
+    received_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class FederationNonce(Base):
+    """Nonces of accepted uploads: one seen again is a replay."""
+
+    __tablename__ = "federation_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SiteJob(Base):
+    """A job received from the orchestrator, as the participant decides and runs it."""
+
+    __tablename__ = "site_jobs"
+    __table_args__ = (Index("ix_site_jobs_state", "state"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    orchestrator: Mapped[str] = mapped_column(String(64))
+    federated_run: Mapped[int] = mapped_column(Integer, default=0)
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    workflow: Mapped[str] = mapped_column(String(128))
+    definition_hash: Mapped[str] = mapped_column(String(64))
+    dataset: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    requester: Mapped[str] = mapped_column(String(255), default="")
+    outputs: Mapped[list[str]] = mapped_column(JsonDict, default=list)
+    has_input: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(24))
+    reported: Mapped[str] = mapped_column(String(24), default="")
+    reason: Mapped[str] = mapped_column(String(4096), default="")
+    run_pk: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    decided_by: Mapped[str] = mapped_column(String(255), default="")
+    uploaded_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 __all__ = [
     "ApiToken",
     "Artifact",
@@ -477,6 +616,12 @@ __all__ = [
     "Dataset",
     "DatasetSeries",
     "DicomNode",
+    "FederatedJob",
+    "FederatedRun",
+    "FederationExposure",
+    "FederationNonce",
+    "FederationPeer",
+    "FederationPolicy",
     "Instance",
     "LoginSession",
     "Membership",
@@ -494,6 +639,7 @@ __all__ = [
     "SeriesTag",
     "SeriesText",
     "SeriesValidation",
+    "SiteJob",
     "Study",
     "Task",
     "TriggerRule",

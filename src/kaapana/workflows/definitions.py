@@ -217,6 +217,7 @@ class Workflow:
         resolve_params: Mapping[str, str] | None = None,
         node_params: Sequence[str] = (),
         permission: PermissionValues = PermissionValues.write,
+        federated_outputs: Sequence[str] = (),
     ) -> None:
         """``needs_series=False``: a workflow of per-run steps only (an import) may run without
         input series. ``project_params`` name parameters holding projects the run stores into
@@ -225,7 +226,9 @@ class Workflow:
         created (``kaapana.workflows.resolvers``), e.g. ``{"model": "model"}``. ``node_params``
         name parameters holding registered DICOM nodes: checked when the run is created, their
         addresses handed to the tasks (``TaskContext.node``). ``permission``: what creating,
-        retrying and rerunning a run needs on its project (``manage`` for deleting data)."""
+        retrying and rerunning a run needs on its project (``manage`` for deleting data).
+        ``federated_outputs`` name the artifacts (file names) that may leave a site when the
+        workflow runs as a federated job; nothing else is ever uploaded."""
         self.name = check_name("name", name)
         if not isinstance(version, str) or not version.strip() or len(version) > 64:
             raise InvalidInput(f"'version' must be a string of 1-64 characters, got {version!r}")
@@ -262,6 +265,14 @@ class Workflow:
             raise InvalidInput(
                 f"'permission' must be one of {', '.join(PermissionValues)}, got {permission!r}"
             ) from exc
+        if isinstance(federated_outputs, str):
+            federated_outputs = (federated_outputs,)
+        for output in federated_outputs:
+            if not isinstance(output, str) or not output or "/" in output or output in (".", ".."):
+                raise InvalidInput(
+                    f"'federated_outputs' must be artifact file names, got {output!r}"
+                )
+        self.federated_outputs = tuple(federated_outputs)
 
     @cached_property
     def order(self) -> list[str]:
@@ -284,7 +295,10 @@ class Workflow:
             }
             for step in self.steps.values()
         ]
-        document = {"parameters": self.parameters_schema(), "steps": graph}
+        document: dict[str, Any] = {"parameters": self.parameters_schema(), "steps": graph}
+        if self.federated_outputs:
+            # What may leave a site is part of what its data owner approves.
+            document["federated_outputs"] = sorted(self.federated_outputs)
         encoded = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()
 

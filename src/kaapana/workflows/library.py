@@ -71,6 +71,7 @@ BUILTIN_MODULES = (
     "pacs",
     "curation",
     "ml",
+    "federated",
 )
 """Modules of ``kaapana.workflows.builtin`` with the operator workflows (``WORKFLOWS``)."""
 

@@ -1,7 +1,7 @@
 """models: the registry of trained models
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-01 10:05:00
 """
 

@@ -1,0 +1,94 @@
+"""Federated plans: a local workflow every site runs, and an aggregator at the orchestrator.
+
+A round sends each site the current global artifact (a set of named files, possibly empty),
+each site runs the plan's local workflow and uploads the workflow's declared federated outputs,
+and the aggregator turns the outputs of the sites that delivered into the next global artifact.
+Statistics pooling is one aggregator; FedAvg (sample-weighted) or FedProx is another one over
+model weights, with a local training workflow that reads the global model from its
+``federated_input`` parameter and declares its weights and sample count as federated outputs.
+"""
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kaapana.errors import InvalidInput, NotFound
+
+Files = dict[str, bytes]
+
+
+class Aggregator(Protocol):
+    """Turns the sites' outputs of one round into the next global artifact."""
+
+    def initial(self, params: Mapping[str, Any]) -> Files:
+        """The global artifact sent in round 1 (empty: none)."""
+        ...
+
+    def aggregate(
+        self,
+        *,
+        round: int,
+        params: Mapping[str, Any],
+        current: Files,
+        outputs: Mapping[str, Files],
+    ) -> Files:
+        """The next global artifact from the outputs of each site (by site name)."""
+        ...
+
+    def summary(self, current: Files) -> dict[str, Any]:
+        """The JSON shown as the federated run's result."""
+        ...
+
+    def broadcast(self, current: Files) -> Files:
+        """What the sites of the next round receive of the global artifact (a model, say);
+        empty: nothing. Keeps what one site delivered from reaching the others."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FederatedPlan:
+    name: str
+    workflow: str
+    """The local workflow each site runs on its exposed dataset."""
+    aggregator: Aggregator
+    description: str = ""
+    default_rounds: int = 1
+
+
+class Plans:
+    """The federated plans this orchestrator offers, by name."""
+
+    def __init__(self) -> None:
+        self._plans: dict[str, FederatedPlan] = {}
+
+    def add(self, plan: FederatedPlan) -> None:
+        if plan.name in self._plans:
+            raise InvalidInput(f"a federated plan named {plan.name!r} exists already")
+        self._plans[plan.name] = plan
+
+    def get(self, name: str) -> FederatedPlan:
+        plan = self._plans.get(name)
+        if plan is None:
+            known = ", ".join(sorted(self._plans)) or "none"
+            raise NotFound(f"federated workflow {name!r} not found (known: {known})")
+        return plan
+
+    def all(self) -> list[FederatedPlan]:
+        return [self._plans[name] for name in sorted(self._plans)]
+
+
+def pack_files(files: Files) -> bytes:
+    """One blob of named files (the global artifact at rest)."""
+    document = {name: base64.b64encode(data).decode() for name, data in sorted(files.items())}
+    return json.dumps(document).encode()
+
+
+def unpack_files(blob: bytes) -> Files:
+    if not blob:
+        return {}
+    return {name: base64.b64decode(data) for name, data in json.loads(blob).items()}
+
+
+__all__ = ["Aggregator", "FederatedPlan", "Files", "Plans", "pack_files", "unpack_files"]

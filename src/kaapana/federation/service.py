@@ -1,0 +1,122 @@
+"""``Federation``: the services of one site, orchestrator and participant alike, and the
+background threads ``kaapana serve`` runs (the coordinator; the poller once an orchestrator is
+registered)."""
+
+import threading
+
+from sqlalchemy import Engine
+
+from kaapana.auth.audit import Audit
+from kaapana.auth.projects import Projects
+from kaapana.catalog import Datasets
+from kaapana.config import Settings
+from kaapana.federation.aggregation import Plans
+from kaapana.federation.coordinator import Coordinator, FederatedRuns
+from kaapana.federation.hub import Hub
+from kaapana.federation.keys import federation_secrets_dir
+from kaapana.federation.participant import SiteJobs
+from kaapana.federation.policies import Policies
+from kaapana.federation.poller import Poller
+from kaapana.federation.radiomics import RADIOMICS_PLAN
+from kaapana.federation.sites import Sites
+from kaapana.federation.statistics import STATISTICS_PLAN
+from kaapana.storage import ObjectStore
+from kaapana.workflows import Engine as WorkflowEngine
+
+
+class Federation:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        workflows: WorkflowEngine,
+        projects: Projects,
+        datasets: Datasets,
+        results: ObjectStore,
+        audit: Audit,
+    ) -> None:
+        self.settings = settings
+        self.site_name = settings.resolved_site_name
+        self.sites = Sites(engine=engine, secrets_dir=federation_secrets_dir(settings.data_dir))
+        self.policies = Policies(
+            engine=engine,
+            registry=workflows.registry,
+            projects=projects,
+            datasets=datasets,
+            default_max_output_bytes=settings.federation_max_output_bytes,
+        )
+        self.plans = Plans()
+        self.plans.add(STATISTICS_PLAN)
+        self.plans.add(RADIOMICS_PLAN)
+        self.hub = Hub(
+            engine=engine,
+            sites=self.sites,
+            results=results,
+            registry=workflows.registry,
+            audit=audit,
+            max_output_bytes=settings.federation_max_output_bytes,
+            max_upload_age=settings.federation_upload_max_age_seconds,
+        )
+        self.runs = FederatedRuns(
+            engine=engine,
+            plans=self.plans,
+            registry=workflows.registry,
+            sites=self.sites,
+            hub=self.hub,
+            results=results,
+            audit=audit,
+        )
+        self.jobs = SiteJobs(
+            engine=engine,
+            policies=self.policies,
+            workflows=workflows,
+            audit=audit,
+            inputs_dir=settings.resolved_work_dir / "federation",
+        )
+        self._lock = threading.Lock()
+        self._serving = False
+        self._coordinator: Coordinator | None = None
+        self._poller: Poller | None = None
+
+    def serve(self) -> None:
+        """Start the background threads (``kaapana serve``)."""
+        with self._lock:
+            self._serving = True
+            if self._coordinator is None:
+                self._coordinator = Coordinator(self.runs)
+                self._coordinator.start()
+        self.ensure_poller()
+
+    def ensure_poller(self) -> None:
+        """Start polling once an orchestrator is registered (in a serving process)."""
+        with self._lock:
+            if not self._serving or self._poller is not None:
+                return
+            if self.sites.orchestrator() is None:
+                return
+            self._poller = Poller(
+                site_name=self.site_name,
+                sites=self.sites,
+                policies=self.policies,
+                jobs=self.jobs,
+                poll_seconds=self.settings.federation_poll_seconds,
+            )
+            self._poller.start()
+
+    @property
+    def polling(self) -> bool:
+        return self._poller is not None and self._poller.running
+
+    def close(self) -> None:
+        with self._lock:
+            self._serving = False
+            coordinator, poller = self._coordinator, self._poller
+            self._coordinator = self._poller = None
+        if poller is not None:
+            poller.stop()
+        if coordinator is not None:
+            coordinator.stop()
+
+
+__all__ = ["Federation"]

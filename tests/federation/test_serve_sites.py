@@ -1,0 +1,320 @@
+"""Federation as it runs between hospitals: an orchestrator and three participants, each a
+separate ``kaapana serve`` with its own data folder, port and synthetic patients, on loopback."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from kaapana.cli import app
+from kaapana.config import Settings
+from kaapana.federation.outputs import looks_like_dicom, looks_like_numpy
+from kaapana.platform import Platform
+from tests.federation.cohort import (
+    assert_statistics_equal,
+    direct_statistics,
+    load_dataset,
+    write_patient,
+)
+from tests.helpers import free_port, wait_until
+
+pytestmark = [pytest.mark.slow]
+PLAN = "federated-statistics"
+ADMIN_PASSWORD = "federation-admin-1"
+PATIENTS = {"site-a": ["PA1", "PA2"], "site-b": ["PB1"], "site-c": ["PC1"]}
+
+
+@dataclass
+class Server:
+    name: str
+    data_dir: Path
+    http_port: int
+    token: str
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "KAAPANA_DATA_DIR": str(self.data_dir),
+            "KAAPANA_SITE_NAME": self.name,
+            "KAAPANA_DICOM_WORKERS": "1",
+            "KAAPANA_DASK_WORKERS": "1",
+            "KAAPANA_FEDERATION_POLL_SECONDS": "1",
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "kaapana",
+            "serve",
+            "--dicom-port",
+            str(free_port()),
+            "--http-port",
+            str(self.http_port),
+        ]
+        with (self.data_dir.parent / f"{self.name}.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def ready(self) -> bool:
+        assert self.process is not None and self.process.poll() is None, self.log()
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(30)
+
+    def log(self) -> str:
+        return (self.data_dir.parent / f"{self.name}.log").read_text(errors="replace")[-3000:]
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(
+            method,
+            f"{self.url}/api/v1{path}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {self.token}"},
+            **kwargs,
+        )
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else None
+
+
+def _settings(data_dir: Path, name: str) -> Settings:
+    return Settings(data_dir=data_dir, site_name=name, admin_password=ADMIN_PASSWORD)
+
+
+def _admin_token(platform: Platform) -> str:
+    admin = platform.auth.users.get("admin")
+    return platform.auth.tokens.issue(admin, name="test", can_write=True).secret
+
+
+@pytest.fixture
+def federation(tmp_path: Path) -> Iterator[tuple[Server, dict[str, Server], dict[str, list[Path]]]]:
+    """The orchestrator and three sites, prepared (data, exposure, policies, keys) and serving;
+    site-c approves by hand."""
+    orchestrator_dir = tmp_path / "central" / "data"
+    with Platform(_settings(orchestrator_dir, "central")) as platform:
+        secrets = {
+            name: platform.federation.sites.add_participant(name).secret for name in PATIENTS
+        }
+        orchestrator = Server(
+            "central",
+            orchestrator_dir,
+            free_port(),
+            _admin_token(platform),
+        )
+    sites: dict[str, Server] = {}
+    files: dict[str, list[Path]] = {}
+    for index, (name, patients) in enumerate(PATIENTS.items()):
+        data_dir = tmp_path / name / "data"
+        files[name] = [
+            path
+            for number, patient in enumerate(patients)
+            for path in write_patient(tmp_path / name / "dicom", patient, seed=10 * index + number)
+        ]
+        with Platform(_settings(data_dir, name)) as platform:
+            load_dataset(platform, files[name])
+            platform.federation.policies.expose(project="admin", dataset="cohort")
+            platform.federation.policies.allow(
+                PLAN, approval="manual" if name == "site-c" else "automatic", actor="owner"
+            )
+            platform.federation.sites.add_orchestrator(
+                "central", url=orchestrator.url, secret=secrets[name]
+            )
+            sites[name] = Server(
+                name,
+                data_dir,
+                free_port(),
+                _admin_token(platform),
+            )
+    servers = [orchestrator, *sites.values()]
+    for server in servers:
+        server.start()
+    try:
+        for server in servers:
+            wait_until(server.ready, 90, f"{server.name} serving")
+        yield orchestrator, sites, files
+    finally:
+        for server in servers:
+            server.kill()
+
+
+def _wait_run(
+    orchestrator: Server,
+    run_id: int,
+    condition: Callable[[dict[str, Any]], bool],
+    timeout: float = 60,
+) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def check() -> bool:
+        seen.update(orchestrator.api("GET", f"/federation/runs/{run_id}"))
+        return condition(seen)
+
+    try:
+        wait_until(check, timeout, f"federated run {run_id}")
+    except AssertionError as exc:
+        raise AssertionError(json.dumps(seen, indent=1, default=str)[-3000:]) from exc
+    return seen
+
+
+def _states(run: dict[str, Any], round: int = 1) -> dict[str, str]:
+    return {job["site"]: job["state"] for job in run["jobs"] if job["round"] == round}
+
+
+def test_federated_statistics_across_three_serving_sites(
+    federation: tuple[Server, dict[str, Server], dict[str, list[Path]]],
+) -> None:
+    orchestrator, sites, files = federation
+    started = orchestrator.api(
+        "POST", "/federation/runs", json={"workflow": PLAN, "dataset": "cohort"}
+    )
+
+    # site-c's data owner holds the job; the others deliver meanwhile.
+    held = _wait_run(
+        orchestrator,
+        started["id"],
+        lambda r: (
+            _states(r)
+            == {"site-a": "succeeded", "site-b": "succeeded", "site-c": "pending_approval"}
+        ),
+    )
+    assert held["state"] == "running"
+    runner = CliRunner()
+    listed = runner.invoke(
+        app,
+        [
+            "--data-dir",
+            str(sites["site-c"].data_dir),
+            "federation",
+            "jobs",
+            "--state",
+            "pending_approval",
+            "--json",
+        ],
+    )
+    (pending,) = json.loads(listed.output)
+    assert (pending["requester"], pending["workflow"], pending["dataset"], pending["outputs"]) == (
+        "admin",
+        PLAN,
+        "cohort",
+        ["stats.json"],
+    )
+    approved = runner.invoke(
+        app,
+        ["--data-dir", str(sites["site-c"].data_dir), "federation", "approve", pending["job_id"]],
+    )
+    assert approved.exit_code == 0, approved.output
+    done = _wait_run(orchestrator, started["id"], lambda r: r["state"] != "running")
+    assert done["state"] == "succeeded", done
+
+    # Pooled equals the statistics of the union; each site's equals its own data's.
+    union = [path for site_files in files.values() for path in site_files]
+    assert_statistics_equal(done["result"]["pooled"], direct_statistics(union))
+    for name, site_files in files.items():
+        assert_statistics_equal(done["result"]["sites"][name], direct_statistics(site_files))
+    assert done["result"]["pooled"]["patients"] == 4
+
+    # What the orchestrator received: sealed bytes, opened into statistics, never images.
+    received = sorted(
+        (orchestrator.data_dir / "results" / "federation" / "runs").rglob("*/stats.json")
+    )
+    assert len(received) == 3 and all(job["received_bytes"] > 0 for job in done["jobs"])
+    for path in received:
+        data = path.read_bytes()
+        assert not looks_like_dicom(data) and not looks_like_numpy(path.name, data)
+        assert not any(patient.encode() in data for p in PATIENTS.values() for patient in p)
+    upload_events = orchestrator.api(
+        "GET", "/audit", params={"action": "federation.upload.receive"}
+    )
+    assert {e["target"] for e in upload_events} == {
+        f"federated-job:{j['job_id']}" for j in done["jobs"]
+    }
+    executed = sites["site-a"].api("GET", "/audit", params={"action": "federation.job.execute"})
+    assert executed[0]["target"] == f"federated-job:{_job(done, 'site-a')['job_id']}"
+
+    # Logs on request: site-a's policy does not share them, and says so.
+    logged = _job(done, "site-a")
+    orchestrator.api("POST", f"/federation/runs/{started['id']}/jobs/{logged['job_id']}/logs")
+    answered = _wait_run(orchestrator, started["id"], lambda r: bool(_job(r, "site-a")["logs"]))
+    assert "does not share the logs" in _job(answered, "site-a")["logs"]
+
+    # A wrong token is refused and audited.
+    wrong = httpx.post(
+        f"{orchestrator.url}/api/v1/federation/protocol/poll",
+        json={},
+        headers={"Authorization": "Bearer kpft_guessed"},
+    )
+    assert wrong.status_code == 401
+    assert (
+        orchestrator.api("GET", "/audit", params={"action": "federation.auth"})[0]["outcome"]
+        == "failure"
+    )
+
+    # site-b's pinned hash no longer matches its installed workflow: it refuses; with
+    # min_sites=2 the round is pooled from the two others.
+    policy = {"approval": "automatic", "definition_hash": "0" * 64}
+    sites["site-b"].api("PUT", f"/federation/policies/{PLAN}", json=policy)
+    sites["site-c"].api("PUT", f"/federation/policies/{PLAN}", json={"approval": "automatic"})
+    second = orchestrator.api(
+        "POST", "/federation/runs", json={"workflow": PLAN, "dataset": "cohort", "min_sites": 2}
+    )
+    second = _wait_run(orchestrator, second["id"], lambda r: r["state"] != "running")
+    assert second["state"] == "succeeded", second
+    refused = _job(second, "site-b")
+    assert refused["state"] == "refused" and "changed here" in refused["detail"]
+    assert second["history"] == [
+        {"round": 1, "sites": ["site-a", "site-c"], "missing": {"site-b": "refused"}}
+    ]
+    assert_statistics_equal(
+        second["result"]["pooled"], direct_statistics(files["site-a"] + files["site-c"])
+    )
+
+    # site-c goes offline, the orchestrator is killed mid-round and restarted: the run resumes
+    # at the unfinished round, and each round goes on without site-c (min_sites=2).
+    sites["site-b"].api("PUT", f"/federation/policies/{PLAN}", json={"approval": "automatic"})
+    sites["site-c"].kill()
+    third = orchestrator.api(
+        "POST",
+        "/federation/runs",
+        json={
+            "workflow": PLAN,
+            "dataset": "cohort",
+            "rounds": 2,
+            "min_sites": 2,
+            "site_timeout": 6,
+        },
+    )
+    _wait_run(orchestrator, third["id"], lambda r: any(j["round"] == 2 for j in r["jobs"]))
+    orchestrator.kill()
+    orchestrator.start()
+    wait_until(orchestrator.ready, 90, "the orchestrator again")
+    third = _wait_run(orchestrator, third["id"], lambda r: r["state"] != "running")
+    assert third["state"] == "succeeded", third
+    assert [h["round"] for h in third["history"]] == [1, 2]
+    assert all(h["missing"] == {"site-c": "timed_out"} for h in third["history"])
+    assert sorted((j["round"], j["site"]) for j in third["jobs"]) == [
+        (r, s) for r in (1, 2) for s in ("site-a", "site-b", "site-c")
+    ]
+    assert third["result"]["round"] == 2
+
+
+def _job(run: dict[str, Any], site: str, round: int = 1) -> dict[str, Any]:
+    return next(j for j in run["jobs"] if j["site"] == site and j["round"] == round)
