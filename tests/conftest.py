@@ -3,6 +3,7 @@
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,10 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     return make
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A disposable schema in the test database; skipped (visibly) where PostgreSQL is absent."""
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """The URL of a disposable schema in the test database; skipped (visibly) where PostgreSQL
+    is absent."""
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     schema = f"kp_{uuid.uuid4().hex[:12]}"
     try:
@@ -46,10 +48,18 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc.orig}")
     separator = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -2,6 +2,8 @@
 kept for brute force), the dataset cohorts and the REST site of the API tests."""
 
 import functools
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
 
@@ -9,10 +11,12 @@ import pytest
 from pydicom import Dataset
 
 from kaapana.catalog import parse_query
+from kaapana.config import Settings
 from kaapana.platform import Platform
 from kaapana.testing import ct_series, demo_cohort
 from tests.api.conftest import site
 from tests.catalog.dataset_cohort import cohort_site, dataset_cohort
+from tests.conftest import postgres_schema
 from tests.helpers import part10
 
 HOSTILE_DESCRIPTION = "50%_off 'x'; DROP TABLE series;--"
@@ -90,8 +94,7 @@ def store(platform: Platform, datasets: tuple[Dataset, ...], project: str) -> No
         platform.archive.store_bytes(part10(ds), target)
 
 
-@pytest.fixture
-def cohort(platform: Platform) -> Cohort:
+def _build_cohort(platform: Platform) -> Cohort:
     a = platform.archive.projects.create("A")
     b = platform.archive.projects.create("B")
     store(platform, _project_a(), "A")
@@ -102,4 +105,26 @@ def cohort(platform: Platform) -> Cohort:
     )
 
 
-__all__ = ["cohort", "cohort_site", "dataset_cohort", "site"]
+@pytest.fixture
+def cohort(platform: Platform) -> Cohort:
+    return _build_cohort(platform)
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def shared_cohort(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cohort]:
+    """The cohort once per module and engine, for tests that only read it."""
+    with ExitStack() as stack:
+        url = stack.enter_context(postgres_schema()) if request.param == "postgres" else None
+        settings = Settings(
+            data_dir=tmp_path_factory.mktemp("cohort") / "data",
+            database_url=url,
+            series_quiet_seconds=0.5,
+        )
+        yield _build_cohort(stack.enter_context(Platform(settings)))
+
+
+__all__ = ["cohort", "cohort_site", "dataset_cohort", "shared_cohort", "site"]

@@ -139,23 +139,23 @@ CASES: list[tuple[dict[str, Any], Callable[[Dataset], bool]]] = [
 
 @pytest.mark.parametrize(("where", "predicate"), CASES)
 def test_operators_match_brute_force(
-    cohort: Cohort, where: dict[str, Any], predicate: Callable[[Dataset], bool]
+    shared_cohort: Cohort, where: dict[str, Any], predicate: Callable[[Dataset], bool]
 ) -> None:
-    expected = cohort.where(predicate)
-    assert cohort.uids({"where": where}) == expected
+    expected = shared_cohort.where(predicate)
+    assert shared_cohort.uids({"where": where}) == expected
 
 
-def test_the_cases_are_not_trivial(cohort: Cohort) -> None:
+def test_the_cases_are_not_trivial(shared_cohort: Cohort) -> None:
     """Most cases select a proper, non-empty subset, so an operator ignored would show."""
-    sizes = [len(cohort.where(predicate)) for _, predicate in CASES]
-    assert sum(0 < size < len(cohort.series) for size in sizes) >= len(CASES) - 1
+    sizes = [len(shared_cohort.where(predicate)) for _, predicate in CASES]
+    assert sum(0 < size < len(shared_cohort.series) for size in sizes) >= len(CASES) - 1
 
 
-def test_sequence_path_by_tags_finds_the_segmentation_of_a_ct(cohort: Cohort) -> None:
-    seg = next(ds for ds in cohort.series.values() if ds.Modality == "SEG")
+def test_sequence_path_by_tags_finds_the_segmentation_of_a_ct(shared_cohort: Cohort) -> None:
+    seg = next(ds for ds in shared_cohort.series.values() if ds.Modality == "SEG")
     (ct_uid,) = _referenced(seg)
     query = {"where": {"field": "00081115.0020000E", "op": "=", "value": ct_uid}}
-    assert cohort.uids(query) == {seg.SeriesInstanceUID}
+    assert shared_cohort.uids(query) == {seg.SeriesInstanceUID}
 
 
 def _words(ds: Dataset) -> list[str]:
@@ -174,22 +174,22 @@ def _text_matches(ds: Dataset, text: str) -> bool:
 @pytest.mark.parametrize(
     "text", ["liver", "LIV", "thorax abdomen", "thorax nowhere", "baby", "phantom2", "head"]
 )
-def test_free_text_matches_brute_force(cohort: Cohort, text: str) -> None:
-    expected = cohort.where(lambda ds: _text_matches(ds, text))
-    assert cohort.uids({"text": text}) == expected
+def test_free_text_matches_brute_force(shared_cohort: Cohort, text: str) -> None:
+    expected = shared_cohort.where(lambda ds: _text_matches(ds, text))
+    assert shared_cohort.uids({"text": text}) == expected
 
 
-def test_free_text_takes_hostile_strings_as_words(cohort: Cohort) -> None:
+def test_free_text_takes_hostile_strings_as_words(shared_cohort: Cohort) -> None:
     text = "'; DROP TABLE series;-- \" * ( 50%_"
-    expected = cohort.where(lambda ds: ds.SeriesDescription == HOSTILE_DESCRIPTION)
-    assert expected == cohort.where(lambda ds: _text_matches(ds, text))
-    assert cohort.uids({"text": text}) == expected
+    expected = shared_cohort.where(lambda ds: ds.SeriesDescription == HOSTILE_DESCRIPTION)
+    assert expected == shared_cohort.where(lambda ds: _text_matches(ds, text))
+    assert shared_cohort.uids({"text": text}) == expected
 
 
-def test_text_and_where_combine(cohort: Cohort) -> None:
+def test_text_and_where_combine(shared_cohort: Cohort) -> None:
     query = {"where": {"field": "StudyDate", "op": ">=", "value": "2023"}, "text": "liver"}
-    expected = cohort.where(lambda ds: "liver" in _labels(ds) and ds.StudyDate >= "2023")
-    assert cohort.uids(query) == expected
+    expected = shared_cohort.where(lambda ds: "liver" in _labels(ds) and ds.StudyDate >= "2023")
+    assert shared_cohort.uids(query) == expected
 
 
 @pytest.mark.parametrize(
@@ -202,25 +202,25 @@ def test_text_and_where_combine(cohort: Cohort) -> None:
     ],
 )
 def test_cursor_paging_visits_every_series_once_in_order(
-    cohort: Cohort, sort: list[dict[str, str]]
+    shared_cohort: Cohort, sort: list[dict[str, str]]
 ) -> None:
     query = parse_query({"sort": sort})
     seen: list[str] = []
     cursor = None
     while True:
-        page = cohort.platform.catalog.search(
-            project_pk=cohort.project_pk, query=query, limit=2, cursor=cursor
+        page = shared_cohort.platform.catalog.search(
+            project_pk=shared_cohort.project_pk, query=query, limit=2, cursor=cursor
         )
         seen += [hit.series_instance_uid for hit in page.items]
         cursor = page.next_cursor
         if cursor is None:
             break
-    assert len(seen) == len(set(seen)) == len(cohort.series)
-    assert set(seen) == set(cohort.series)
+    assert len(seen) == len(set(seen)) == len(shared_cohort.series)
+    assert set(seen) == set(shared_cohort.series)
     first = sort[0]
     keyword = first["field"]
     if keyword in ("StudyDate", "SeriesDescription", "Modality"):
-        values = [str(cohort.series[uid].get(keyword, "")) for uid in seen]
+        values = [str(shared_cohort.series[uid].get(keyword, "")) for uid in seen]
         assert values == sorted(values, reverse=first.get("order") == "desc")
 
 
@@ -256,61 +256,61 @@ def test_cursor_paging_visits_every_series_once_in_order(
 )
 @pytest.mark.parametrize("order", ["asc", "desc"])
 def test_filtered_on_the_sort_field_pages_in_order_like_brute_force(
-    cohort: Cohort, where: dict[str, Any], predicate: Callable[[Dataset], bool], order: str
+    shared_cohort: Cohort, where: dict[str, Any], predicate: Callable[[Dataset], bool], order: str
 ) -> None:
     query = parse_query({"where": where, "sort": [{"field": "StudyDate", "order": order}]})
     seen: list[str] = []
     cursor = None
     while True:
-        page = cohort.platform.catalog.search(
-            project_pk=cohort.project_pk, query=query, limit=2, cursor=cursor
+        page = shared_cohort.platform.catalog.search(
+            project_pk=shared_cohort.project_pk, query=query, limit=2, cursor=cursor
         )
         seen += [hit.series_instance_uid for hit in page.items]
         if (cursor := page.next_cursor) is None:
             break
-    expected = cohort.where(predicate)
+    expected = shared_cohort.where(predicate)
     assert len(seen) == len(set(seen)) and set(seen) == expected and len(expected) > 2
-    positions = [(cohort.series[uid].StudyDate, uid) for uid in seen]
+    positions = [(shared_cohort.series[uid].StudyDate, uid) for uid in seen]
     dates = [date for date, _ in positions]
     assert dates == sorted(dates, reverse=order == "desc")
 
 
-def test_project_scope(cohort: Cohort) -> None:
-    everything = cohort.uids(None)
-    assert everything == set(cohort.series)
-    assert not everything & set(cohort.other_series)
-    other = cohort.platform.catalog.search(
-        project_pk=cohort.other_project_pk, query=parse_query(None)
+def test_project_scope(shared_cohort: Cohort) -> None:
+    everything = shared_cohort.uids(None)
+    assert everything == set(shared_cohort.series)
+    assert not everything & set(shared_cohort.other_series)
+    other = shared_cohort.platform.catalog.search(
+        project_pk=shared_cohort.other_project_pk, query=parse_query(None)
     )
-    assert {hit.series_instance_uid for hit in other.items} == set(cohort.other_series)
-    (b_uid,) = cohort.other_series
+    assert {hit.series_instance_uid for hit in other.items} == set(shared_cohort.other_series)
+    (b_uid,) = shared_cohort.other_series
     by_uid = {"where": {"field": "SeriesInstanceUID", "op": "=", "value": b_uid}}
-    assert cohort.uids(by_uid) == set()
-    selected = cohort.platform.catalog.select_series(
-        project_pk=cohort.project_pk, query=parse_query(by_uid)
+    assert shared_cohort.uids(by_uid) == set()
+    selected = shared_cohort.platform.catalog.select_series(
+        project_pk=shared_cohort.project_pk, query=parse_query(by_uid)
     )
-    with cohort.platform.engine.connect() as conn:
+    with shared_cohort.platform.engine.connect() as conn:
         assert conn.execute(selected).all() == []
 
 
-def test_select_series_and_matches(cohort: Cohort) -> None:
-    catalog = cohort.platform.catalog
+def test_select_series_and_matches(shared_cohort: Cohort) -> None:
+    catalog = shared_cohort.platform.catalog
     query = parse_query({"where": {"field": "Modality", "op": "=", "value": "SEG"}})
-    with cohort.platform.engine.connect() as conn:
+    with shared_cohort.platform.engine.connect() as conn:
         pks = {
             row[0]
             for row in conn.execute(
-                catalog.select_series(project_pk=cohort.project_pk, query=query)
+                catalog.select_series(project_pk=shared_cohort.project_pk, query=query)
             )
         }
         rows = dict(conn.exec_driver_sql("SELECT id, modality FROM series").all())
     assert pks and all(rows[pk] == "SEG" for pk in pks)
-    assert len(pks) == len(cohort.where(lambda ds: ds.Modality == "SEG"))
+    assert len(pks) == len(shared_cohort.where(lambda ds: ds.Modality == "SEG"))
     pk = next(iter(pks))
-    assert catalog.matches(project_pk=cohort.project_pk, series_pk=pk, query=query)
-    assert not catalog.matches(project_pk=cohort.other_project_pk, series_pk=pk, query=query)
+    assert catalog.matches(project_pk=shared_cohort.project_pk, series_pk=pk, query=query)
+    assert not catalog.matches(project_pk=shared_cohort.other_project_pk, series_pk=pk, query=query)
     ct = parse_query({"where": {"field": "Modality", "op": "=", "value": "CT"}})
-    assert not catalog.matches(project_pk=cohort.project_pk, series_pk=pk, query=ct)
+    assert not catalog.matches(project_pk=shared_cohort.project_pk, series_pk=pk, query=ct)
 
 
 def test_series_arrived_indexes_the_series(platform: Platform) -> None:
