@@ -19,10 +19,10 @@ def _facet(cohort: Cohort, spec: FacetSpec, query: object = None) -> list[tuple[
     ]
 
 
-def test_value_counts_top_n_and_other(cohort: Cohort) -> None:
-    counts = Counter(ds.Modality for ds in cohort.series.values())
-    (found,) = cohort.platform.catalog.facets(
-        project_pk=cohort.project_pk,
+def test_value_counts_top_n_and_other(shared_cohort: Cohort) -> None:
+    counts = Counter(ds.Modality for ds in shared_cohort.series.values())
+    (found,) = shared_cohort.platform.catalog.facets(
+        project_pk=shared_cohort.project_pk,
         query=parse_query(None),
         specs=[FacetSpec(field="Modality", limit=1)],
     )
@@ -31,60 +31,62 @@ def test_value_counts_top_n_and_other(cohort: Cohort) -> None:
     assert found.other == sum(counts.values()) - top_count
 
 
-def test_value_counts_restricted_to_the_query(cohort: Cohort) -> None:
+def test_value_counts_restricted_to_the_query(shared_cohort: Cohort) -> None:
     query = {"where": {"field": "StudyDate", "op": ">=", "value": "2023"}}
-    matching = [ds for ds in cohort.series.values() if ds.StudyDate >= "2023"]
+    matching = [ds for ds in shared_cohort.series.values() if ds.StudyDate >= "2023"]
     expected = Counter(ds.PatientSex for ds in matching)
-    assert dict(_facet(cohort, FacetSpec(field="PatientSex"), query)) == dict(expected)
+    assert dict(_facet(shared_cohort, FacetSpec(field="PatientSex"), query)) == dict(expected)
 
 
-def test_numeric_histogram_fixed_and_automatic(cohort: Cohort) -> None:
+def test_numeric_histogram_fixed_and_automatic(shared_cohort: Cohort) -> None:
     thickness = [
-        float(ds.SliceThickness) for ds in cohort.series.values() if "SliceThickness" in ds
+        float(ds.SliceThickness) for ds in shared_cohort.series.values() if "SliceThickness" in ds
     ]
     expected = Counter(int(value // 2) * 2.0 for value in thickness)
     assert dict(
-        _facet(cohort, FacetSpec(field="SliceThickness", type="histogram", width=2))
+        _facet(shared_cohort, FacetSpec(field="SliceThickness", type="histogram", width=2))
     ) == dict(expected)
-    (auto,) = cohort.platform.catalog.facets(
-        project_pk=cohort.project_pk,
+    (auto,) = shared_cohort.platform.catalog.facets(
+        project_pk=shared_cohort.project_pk,
         query=parse_query(None),
         specs=[FacetSpec(field="patient_age_years", type="histogram", bins=4)],
     )
     assert auto.width is not None and auto.width > 0
-    assert sum(b.count for b in auto.buckets) == len(cohort.series)
+    assert sum(b.count for b in auto.buckets) == len(shared_cohort.series)
     assert all(
         b.low is not None and b.high == pytest.approx(b.low + auto.width) for b in auto.buckets
     )
 
 
-def test_date_histogram_by_month_and_year(cohort: Cohort) -> None:
-    by_month = Counter(f"{ds.StudyDate[:4]}-{ds.StudyDate[4:6]}" for ds in cohort.series.values())
-    assert dict(_facet(cohort, FacetSpec(field="StudyDate", type="date_histogram"))) == dict(
+def test_date_histogram_by_month_and_year(shared_cohort: Cohort) -> None:
+    by_month = Counter(
+        f"{ds.StudyDate[:4]}-{ds.StudyDate[4:6]}" for ds in shared_cohort.series.values()
+    )
+    assert dict(_facet(shared_cohort, FacetSpec(field="StudyDate", type="date_histogram"))) == dict(
         by_month
     )
-    by_year = Counter(ds.StudyDate[:4] for ds in cohort.series.values())
+    by_year = Counter(ds.StudyDate[:4] for ds in shared_cohort.series.values())
     spec = FacetSpec(field="StudyDate", type="date_histogram", interval="year")
-    assert dict(_facet(cohort, spec)) == dict(by_year)
+    assert dict(_facet(shared_cohort, spec)) == dict(by_year)
 
 
-def test_facet_errors(cohort: Cohort) -> None:
-    facets = cohort.platform.catalog.facets
+def test_facet_errors(shared_cohort: Cohort) -> None:
+    facets = shared_cohort.platform.catalog.facets
     query = parse_query(None)
     with pytest.raises(InvalidInput, match="needs a numeric field"):
         facets(
-            project_pk=cohort.project_pk,
+            project_pk=shared_cohort.project_pk,
             query=query,
             specs=[FacetSpec(field="Modality", type="histogram")],
         )
     with pytest.raises(InvalidInput, match="needs a date field"):
         facets(
-            project_pk=cohort.project_pk,
+            project_pk=shared_cohort.project_pk,
             query=query,
             specs=[FacetSpec(field="SliceThickness", type="date_histogram")],
         )
     with pytest.raises(InvalidInput, match="unknown field"):
-        facets(project_pk=cohort.project_pk, query=query, specs=[FacetSpec(field="Nope")])
+        facets(project_pk=shared_cohort.project_pk, query=query, specs=[FacetSpec(field="Nope")])
 
 
 def test_tags_add_remove_list_filter_and_facet(cohort: Cohort) -> None:
@@ -129,46 +131,59 @@ def test_tag_errors_change_nothing(cohort: Cohort) -> None:
     assert catalog.tags(project_pk=cohort.project_pk) == []
 
 
-def test_field_discovery(cohort: Cohort) -> None:
-    found = {f.field: f for f in cohort.platform.catalog.fields(project_pk=cohort.project_pk)}
+def test_field_discovery(shared_cohort: Cohort) -> None:
+    found = {
+        f.field: f
+        for f in shared_cohort.platform.catalog.fields(project_pk=shared_cohort.project_pk)
+    }
     thickness = found["SliceThickness"]
     assert (thickness.vr, thickness.kind.value, thickness.derived) == ("DS", "number", False)
-    assert thickness.series == sum("SliceThickness" in ds for ds in cohort.series.values())
+    assert thickness.series == sum("SliceThickness" in ds for ds in shared_cohort.series.values())
     assert set(thickness.examples) <= {
-        float(ds.SliceThickness) for ds in cohort.series.values() if "SliceThickness" in ds
+        float(ds.SliceThickness) for ds in shared_cohort.series.values() if "SliceThickness" in ds
     }
     assert found["SegmentSequence.SegmentLabel"].series == sum(
-        ds.Modality == "SEG" for ds in cohort.series.values()
+        ds.Modality == "SEG" for ds in shared_cohort.series.values()
     )
     assert found["annotation_labels"].derived and found["annotation_labels"].description
-    assert found["curated_modality"].series == len(cohort.series)
+    assert found["curated_modality"].series == len(shared_cohort.series)
     assert "PixelData" not in found
-    only = cohort.platform.catalog.fields(project_pk=cohort.project_pk, prefix="referencedseries")
+    only = shared_cohort.platform.catalog.fields(
+        project_pk=shared_cohort.project_pk, prefix="referencedseries"
+    )
     assert only and all(f.field.startswith("ReferencedSeries") for f in only)
 
 
-def test_value_autocomplete(cohort: Cohort) -> None:
-    catalog = cohort.platform.catalog
-    names = Counter(str(ds.PatientName) for ds in cohort.series.values())
+def test_value_autocomplete(shared_cohort: Cohort) -> None:
+    catalog = shared_cohort.platform.catalog
+    names = Counter(str(ds.PatientName) for ds in shared_cohort.series.values())
     expected = sorted(
         ((n, c) for n, c in names.items() if n.lower().startswith("phantom")),
         key=lambda x: (-x[1], x[0]),
     )
-    found = catalog.values(project_pk=cohort.project_pk, field="PatientName", prefix="PHANTOM")
+    found = catalog.values(
+        project_pk=shared_cohort.project_pk, field="PatientName", prefix="PHANTOM"
+    )
     assert [(v.value, v.count) for v in found] == expected
-    assert catalog.values(project_pk=cohort.project_pk, field="PatientName", prefix="%") == []
-    other = catalog.values(project_pk=cohort.other_project_pk, field="PatientName", prefix="p")
-    theirs = Counter(str(ds.PatientName) for ds in cohort.other_series.values())
+    assert (
+        catalog.values(project_pk=shared_cohort.project_pk, field="PatientName", prefix="%") == []
+    )
+    other = catalog.values(
+        project_pk=shared_cohort.other_project_pk, field="PatientName", prefix="p"
+    )
+    theirs = Counter(str(ds.PatientName) for ds in shared_cohort.other_series.values())
     assert [(v.value, v.count) for v in other] == sorted(theirs.items())
 
 
-def test_a_failed_facets_call_leaves_the_connection_usable(cohort: Cohort) -> None:
-    catalog = cohort.platform.catalog
+def test_a_failed_facets_call_leaves_the_connection_usable(shared_cohort: Cohort) -> None:
+    catalog = shared_cohort.platform.catalog
     specs = [FacetSpec(field="Modality"), FacetSpec(field="Modality", type="histogram")]
     for _ in range(3):
         with pytest.raises(InvalidInput):
-            catalog.facets(project_pk=cohort.project_pk, query=parse_query(None), specs=specs)
+            catalog.facets(
+                project_pk=shared_cohort.project_pk, query=parse_query(None), specs=specs
+            )
     (found,) = catalog.facets(
-        project_pk=cohort.project_pk, query=parse_query(None), specs=specs[:1]
+        project_pk=shared_cohort.project_pk, query=parse_query(None), specs=specs[:1]
     )
-    assert sum(b.count for b in found.buckets) == len(cohort.series)
+    assert sum(b.count for b in found.buckets) == len(shared_cohort.series)
