@@ -43,5 +43,6 @@ def federate(platform: Platform) -> None:
     federation.sites.report_datasets(
         "hospital-b", [{"name": HOSTILE_NAME, "patients": 1, "studies": 1, "series": 2}]
     )
+    federation.sites.report_datasets("hospital-c", [{"name": "partial"}])  # no counts
     for job_id in PENDING:
         offer(platform, job_id)
