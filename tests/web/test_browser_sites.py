@@ -3,7 +3,7 @@
 The site holds jobs from its orchestrator waiting for approval (received through the
 participant's service, as its poller would), two participants of its own and a hostile site
 name. Shares the browser and the page watcher of ``test_browser``; with
-``KAAPANA_SCREENSHOTS=<folder>`` it saves sites.png.
+``KAAPANA_SCREENSHOTS=<folder>`` it saves sites.png and federated-form.png.
 """
 
 from collections.abc import Iterator
@@ -110,7 +110,8 @@ def test_the_policies_editor_allows_workflows_and_exposes_datasets(
     statistics = page.locator(f"form[data-policy={WORKFLOW}]")
     statistics.get_by_label("Approval").select_option("automatic")
     statistics.get_by_role("button", name="Save").click()
-    expect(page.locator(f"form[data-policy={WORKFLOW}] select")).to_have_value("automatic")
+    expect(statistics).to_contain_text("by admin")  # reloaded with the saved policy
+    expect(statistics.get_by_label("Approval")).to_have_value("automatic")
     changed = policies.find(WORKFLOW)
     assert changed is not None and changed.approval is ApprovalValues.automatic
 
@@ -141,6 +142,8 @@ def test_a_federated_run_starts_from_the_workflow_form(tab: Watched, site: Site)
     page.get_by_label("hospital-c").uncheck()
     page.get_by_label("Exposed dataset at every site").fill("cohort")
     page.get_by_label("Seconds per site and round").fill("600")
+    expect(page.locator("#fed-error")).to_have_text("")  # checked again while typing
+    screenshot(page, "federated-form")
     page.get_by_role("button", name="Start run").click()
     page.wait_for_url("**/sites#federated-runs")
     (run,) = site.platform.federation.runs.list()

@@ -25,9 +25,11 @@ def pending_jobs(platform: Platform, *, project: str | None = None) -> list[Pend
     """Jobs waiting for a decision, with their dataset's counts and their workflow's policy;
     ``project`` keeps those on datasets it exposes."""
     federation = platform.federation
+    jobs = federation.jobs.list(state=JobStateValues.pending_approval, limit=MAX_PENDING)
+    if not jobs:  # the usual case, and the home page asks on every visit
+        return []
     exposures = {e.name: e for e in federation.policies.exposures()}
     policies = {p.workflow: p for p in federation.policies.list()}
-    jobs = federation.jobs.list(state=JobStateValues.pending_approval, limit=MAX_PENDING)
     found = [
         PendingJob(job=job, exposure=exposures.get(job.dataset), policy=policies.get(job.workflow))
         for job in jobs

@@ -138,6 +138,7 @@ if (form) {
   }
   if (data.plan) {
     for (const radio of form.querySelectorAll("input[name=where]")) radio.addEventListener("change", showWhere);
+    for (const field of form.querySelectorAll("[data-where=sites] input")) field.addEventListener("input", readFederated);
     showWhere();
   }
   for (const id of ["input-dataset", "input-series", "input-query"]) {
