@@ -2,6 +2,7 @@
 real app: who may see them, what a data owner is shown, and hostile peer strings as text."""
 
 import html
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -11,7 +12,7 @@ from kaapana.api import create_app
 from kaapana.config import Settings
 from kaapana.platform import Platform
 from tests.web.conftest import ADMIN_PASSWORD, HOSTILE_NAME, login, populate
-from tests.web.federation_state import PENDING, federate
+from tests.web.federation_state import PENDING, WORKFLOW, federate
 
 ESCAPED = html.escape(HOSTILE_NAME, quote=False)
 
@@ -79,3 +80,30 @@ def test_the_form_of_a_federated_workflow_offers_the_sites(federated: TestClient
     assert 'name="where"' not in federated.get("/p/A/workflows/series-metadata").text
     login(federated, "sci_a")
     assert 'name="where"' not in federated.get("/p/A/workflows/federated-statistics").text
+
+
+def _peer_row(text: str, name: str) -> str:
+    found = re.search(rf'data-peer="{name}">.*?</tr>', text, re.S)
+    assert found is not None, name
+    return found.group(0)
+
+
+def test_the_orchestrator_side_counts_each_participants_jobs(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(admin_password=ADMIN_PASSWORD)
+    with Platform(settings) as platform:
+        populate(platform)
+        federate(platform)
+        runs = platform.federation.runs
+        run = runs.start(WORKFLOW, dataset="cohort", actor="admin", sites=["hospital-b"])
+        runs.advance()  # the coordinator's pass: round 1 is dispatched to hospital-b
+        with TestClient(create_app(settings, platform=platform)) as client:
+            login(client, "admin", ADMIN_PASSWORD)
+            text = client.get("/sites").text
+    peers = {name: _peer_row(text, name) for name in ("central", "hospital-b", "hospital-c")}
+    assert ">queued</span> 1" in peers["hospital-b"]
+    assert "<td>none</td>" in peers["hospital-c"]
+    assert ">pending_approval</span> 2" in peers["central"]
+    assert f'data-cancel-run="{run.id}"' in text
+    assert "0 of 1" in text and 'hospital-b <span class="muted">(at least 1)' in text
