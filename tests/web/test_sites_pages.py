@@ -31,16 +31,21 @@ def federated(
             yield client
 
 
-def test_only_administrators_see_the_sites_page(federated: TestClient) -> None:
+def test_members_see_neither_the_sites_page_nor_the_federated_form(
+    federated: TestClient,
+) -> None:
     assert federated.get("/sites", follow_redirects=False).headers["location"] == (
         "/login?next=/sites"
     )
     login(federated, "sci_a")
     assert federated.get("/sites").status_code == 403
-    assert 'href="/sites"' not in federated.get("/p/A/").text
+    home = federated.get("/p/A/").text
+    assert 'href="/sites"' not in home
+    assert "<strong>2</strong> federated jobs wait for approval; a site administrator" in home
+    assert 'name="where"' not in federated.get("/p/A/workflows/federated-statistics").text
 
 
-def test_the_sites_page_shows_peers_and_what_a_decision_needs(federated: TestClient) -> None:
+def test_an_administrator_sees_what_each_decision_needs(federated: TestClient) -> None:
     login(federated, "admin", ADMIN_PASSWORD)
     page = federated.get("/sites")
     assert page.status_code == 200
@@ -58,28 +63,20 @@ def test_the_sites_page_shows_peers_and_what_a_decision_needs(federated: TestCli
     assert 'data-exposure="cohort"' in text
     assert 'href="/sites" aria-current="page"' in text
 
-
-def test_home_counts_the_pending_approvals_of_the_project(federated: TestClient) -> None:
-    login(federated, "admin", ADMIN_PASSWORD)
+    # Home counts the approvals pending on the project's exposed datasets.
     home_a = federated.get("/p/A/").text
     assert "<strong>2</strong> federated jobs wait for approval" in home_a
     assert '<a href="/sites">decide on the sites page</a>' in home_a
     assert "<strong>2</strong>" in federated.get("/p/admin/").text
     assert "No federated jobs wait for approval." in federated.get("/p/B/").text
-    login(federated, "sci_a")
-    assert "a site administrator decides" in federated.get("/p/A/").text
 
-
-def test_the_form_of_a_federated_workflow_offers_the_sites(federated: TestClient) -> None:
-    login(federated, "admin", ADMIN_PASSWORD)
+    # The form of a federated plan's workflow offers the registered participants.
     form = federated.get("/p/A/workflows/federated-statistics").text
     for site in ("hospital-b", "hospital-c"):
         assert f'name="site" value="{site}" checked' in form
     assert f'<option value="{html.escape(HOSTILE_NAME)}"></option>' in form
     assert HOSTILE_NAME not in form
     assert 'name="where"' not in federated.get("/p/A/workflows/series-metadata").text
-    login(federated, "sci_a")
-    assert 'name="where"' not in federated.get("/p/A/workflows/federated-statistics").text
 
 
 def _peer_row(text: str, name: str) -> str:
