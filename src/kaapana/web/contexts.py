@@ -288,30 +288,6 @@ class WorkflowsPage(Page):
 
 
 @dataclass(frozen=True, slots=True)
-class WorkflowFormPage(Page):
-    """The execution form; the script builds the parameter fields from the JSON Schema."""
-
-    template = "workflow_form.html"
-    module = "workflow_form"
-    title = "Run a workflow"
-    workflow: WorkflowView
-    can_write: bool
-    series: list[str]  # preselected by ``?series=uid1,uid2`` (the gallery links here)
-    dataset: str  # preselected by ``?dataset=name``
-    federated: "FederatedForm | None" = None  # administrators, for a federated plan's workflow
-
-    def client_data(self) -> dict[str, Any]:
-        return {
-            "project": self.layout.project if self.layout else None,
-            "workflow": self.workflow.name,
-            "schema": self.workflow.parameters_schema,
-            "series": self.series,
-            "dataset": self.dataset,
-            "plan": self.federated.plan if self.federated else None,
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class FederatedForm:
     """What the execution form offers to run a workflow at the participating sites."""
 
@@ -322,6 +298,30 @@ class FederatedForm:
     @property
     def dataset_names(self) -> list[str]:
         return sorted({str(d.get("name", "")) for p in self.participants for d in p.datasets})
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowFormPage(Page):
+    """The execution form; the script builds the parameter fields from the JSON Schema."""
+
+    template = "workflow_form.html"
+    module = "workflow_form"
+    title = "Run a workflow"
+    workflow: WorkflowView
+    can_write: bool
+    series: list[str]  # preselected by ``?series=uid1,uid2`` (the gallery links here)
+    dataset: str  # preselected by ``?dataset=name``
+    federated: FederatedForm | None = None  # administrators, for a federated plan's workflow
+
+    def client_data(self) -> dict[str, Any]:
+        return {
+            "project": self.layout.project if self.layout else None,
+            "workflow": self.workflow.name,
+            "schema": self.workflow.parameters_schema,
+            "series": self.series,
+            "dataset": self.dataset,
+            "plan": self.federated.plan if self.federated else None,
+        }
 
 
 @dataclass(frozen=True, slots=True)
