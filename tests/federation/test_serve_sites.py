@@ -224,6 +224,8 @@ def test_federated_statistics_across_three_serving_sites(
     assert approved.exit_code == 0, approved.output
     done = _wait_run(orchestrator, started["id"], lambda r: r["state"] != "running")
     assert done["state"] == "succeeded", done
+    (central,) = sites["site-a"].api("GET", "/federation/sites")
+    assert central["role"] == "orchestrator" and central["last_seen_at"] is not None
 
     # Pooled equals the statistics of the union; each site's equals its own data's.
     union = [path for site_files in files.values() for path in site_files]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from kaapana.auth.audit import Audit
@@ -319,6 +319,17 @@ class Hub:
             target=f"federated-job:{job_id}",
             detail={"bytes": len(text)},
         )
+
+    def job_counts(self) -> dict[str, dict[str, int]]:
+        """The jobs sent to each participant, by state: how busy and how reliable a site is."""
+        statement = select(FederatedJob.site, FederatedJob.state, func.count()).group_by(
+            FederatedJob.site, FederatedJob.state
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with self._sessions() as session:
+            for site, state, count in session.execute(statement):
+                counts.setdefault(site, {})[state] = count
+        return counts
 
 
 __all__ = ["Hub", "PollAnswer", "ReplayedPayload", "output_key"]

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from kaapana.auth.audit import Audit
 from kaapana.db.engine import session_factory, write_transaction
@@ -269,6 +269,17 @@ class SiteJobs:
             if job is None:
                 raise NotFound(f"federated job {job_id!r} not found")
             return _view(job)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """The jobs received from each orchestrator, by state."""
+        statement = select(SiteJob.orchestrator, SiteJob.state, func.count()).group_by(
+            SiteJob.orchestrator, SiteJob.state
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with self._sessions() as session:
+            for orchestrator, state, count in session.execute(statement):
+                counts.setdefault(orchestrator, {})[state] = count
+        return counts
 
     def active(self) -> builtins.list[SiteJobView]:
         with self._sessions() as session:

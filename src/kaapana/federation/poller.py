@@ -93,6 +93,7 @@ class Poller:
             active=[j.job_id for j in active],
             wait=0 if busy else (ACTIVE_WAIT_SECONDS if active else self._poll_seconds),
         )
+        self._sites.mark_seen(client.name)
         for offer in answer.get("jobs", []):
             self._jobs.receive(offer, orchestrator=client.name)
         for job_id in answer.get("cancel", []):

@@ -167,6 +167,13 @@ class Sites:
             peer.last_seen_at = utcnow()
             return peer.name
 
+    def mark_seen(self, name: str) -> None:
+        """The orchestrator answered a poll: its last contact, as a participant's is there."""
+        with write_transaction(self._engine) as session:
+            peer = session.scalar(select(FederationPeer).where(FederationPeer.name == name))
+            if peer is not None:
+                peer.last_seen_at = utcnow()
+
     def report_datasets(self, name: str, datasets: builtins.list[dict[str, Any]]) -> None:
         with write_transaction(self._engine) as session:
             peer = session.scalar(select(FederationPeer).where(FederationPeer.name == name))

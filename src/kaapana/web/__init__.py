@@ -19,6 +19,7 @@ from kaapana.web.pages import (
     project,
     runs,
     session,
+    sites,
     tokens,
     upload,
     viewer,
@@ -77,6 +78,7 @@ def install_web(app: FastAPI) -> None:
         viewer,
         upload,
         downloads,
+        sites,
     ):
         app.include_router(module.router)
 

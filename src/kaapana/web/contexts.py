@@ -16,6 +16,10 @@ from kaapana.auth.audit import AuditRecord
 from kaapana.auth.users import MembershipInfo
 from kaapana.catalog.datasets import DatasetInfo, DatasetMember
 from kaapana.catalog.series_view import SeriesView
+from kaapana.federation.coordinator import FederatedRunView
+from kaapana.federation.participant import SiteJobView
+from kaapana.federation.policies import ExposureView, PolicyView
+from kaapana.federation.sites import SiteView
 from kaapana.workflows.views import LoadErrorView, RunDetailView, RunView, WorkflowView
 
 
@@ -84,6 +88,7 @@ class HomePage(Page):
     counts: ArchiveCounts
     recent: list[StudySummary]
     active_runs: list[RunView] = field(default_factory=list)  # queued and running, newest first
+    pending_approvals: int = 0  # federated jobs on this project's exposed datasets
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +288,19 @@ class WorkflowsPage(Page):
 
 
 @dataclass(frozen=True, slots=True)
+class FederatedForm:
+    """What the execution form offers to run a workflow at the participating sites."""
+
+    plan: str
+    default_rounds: int
+    participants: list[SiteView]  # with the datasets each reported
+
+    @property
+    def dataset_names(self) -> list[str]:
+        return sorted({str(d.get("name", "")) for p in self.participants for d in p.datasets})
+
+
+@dataclass(frozen=True, slots=True)
 class WorkflowFormPage(Page):
     """The execution form; the script builds the parameter fields from the JSON Schema."""
 
@@ -293,6 +311,7 @@ class WorkflowFormPage(Page):
     can_write: bool
     series: list[str]  # preselected by ``?series=uid1,uid2`` (the gallery links here)
     dataset: str  # preselected by ``?dataset=name``
+    federated: FederatedForm | None = None  # administrators, for a federated plan's workflow
 
     def client_data(self) -> dict[str, Any]:
         return {
@@ -301,7 +320,51 @@ class WorkflowFormPage(Page):
             "schema": self.workflow.parameters_schema,
             "series": self.series,
             "dataset": self.dataset,
+            "plan": self.federated.plan if self.federated else None,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRow:
+    site: SiteView
+    jobs: dict[str, int]  # by state
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJob:
+    """A job waiting for the data owner, with the facts of the decision."""
+
+    job: SiteJobView
+    exposure: ExposureView | None  # None: the dataset is no longer exposed
+    policy: PolicyView | None  # None: the workflow is no longer allowed
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRow:
+    policy: PolicyView
+    installed_hash: str | None  # None: the workflow is not installed here
+
+
+@dataclass(frozen=True, slots=True)
+class SitesPage(Page):
+    """Federation at this installation: peers, decisions, jobs, runs and the data owner's rules."""
+
+    template = "sites.html"
+    module = "sites"
+    title = "Sites"
+    site_name: str
+    polling: bool
+    peers: list[PeerRow]
+    pending: list[PendingJob]
+    jobs: list[SiteJobView]  # received, newest first
+    final_states: list[str]  # a job in one of these cannot be canceled
+    exposed_projects: dict[str, str]  # exposed name -> project, for links to a job's run
+    policies: list[PolicyRow]
+    workflows: list[WorkflowView]  # installed and not allowed yet
+    exposures: list[ExposureView]
+    datasets: list[DatasetInfo]  # of every project, not exposed yet
+    runs: list[FederatedRunView]  # started here as orchestrator, newest first
+    default_max_output_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +437,7 @@ __all__ = [
     "DatasetPage",
     "DatasetsPage",
     "ErrorPage",
+    "FederatedForm",
     "GalleryPage",
     "HomePage",
     "Layout",
@@ -383,12 +447,16 @@ __all__ = [
     "NodesAdminPage",
     "Page",
     "PageLinks",
+    "PeerRow",
+    "PendingJob",
+    "PolicyRow",
     "ProjectAdminPage",
     "ProjectLink",
     "ProjectRow",
     "ProjectsAdminPage",
     "RunPage",
     "RunsPage",
+    "SitesPage",
     "StudiesPage",
     "SystemPage",
     "TokenRow",

@@ -12,6 +12,7 @@ from kaapana.archive.counts import count_archive
 from kaapana.auth.projects import scope_of
 from kaapana.web.contexts import HomePage, PageLinks, StudiesPage
 from kaapana.web.deps import PagePrincipal, RendererDep, layout_for, page_project
+from kaapana.web.pages.sites import pending_jobs
 from kaapana.workflows.states import ACTIVE_RUN_STATES
 
 router = APIRouter(prefix="/p/{project}", include_in_schema=False)
@@ -25,7 +26,8 @@ RECENT_RUNS = 100  # the queued and running ones among these are shown
 def home(
     project: ProjectName, platform: PlatformDep, principal: PagePrincipal, renderer: RendererDep
 ) -> Response:
-    scope = scope_of(page_project(platform, principal, project))
+    found = page_project(platform, principal, project)
+    scope = scope_of(found)
     page = HomePage(
         layout=layout_for(platform, principal, section="home", project=project),
         counts=count_archive(platform.engine, projects=scope),
@@ -35,6 +37,9 @@ def home(
             for run in platform.workflows.list_runs(scope=scope, limit=RECENT_RUNS)
             if run.state in ACTIVE_RUN_STATES
         ],
+        pending_approvals=len(
+            pending_jobs(platform, project=None if scope is None else found.name)
+        ),
     )
     return renderer.response(page)
 

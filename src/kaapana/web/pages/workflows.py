@@ -8,7 +8,9 @@ from starlette.responses import Response
 from kaapana.api.deps import PlatformDep
 from kaapana.auth.roles import PermissionValues
 from kaapana.errors import KaapanaError
-from kaapana.web.contexts import WorkflowFormPage, WorkflowsPage
+from kaapana.federation.states import PeerRoleValues
+from kaapana.platform import Platform
+from kaapana.web.contexts import FederatedForm, WorkflowFormPage, WorkflowsPage
 from kaapana.web.deps import PageError, PagePrincipal, RendererDep, layout_for, page_project
 
 router = APIRouter(prefix="/p/{project}", include_in_schema=False)
@@ -32,6 +34,19 @@ def workflows(
     return renderer.response(page)
 
 
+def federated_form(platform: Platform, workflow: str) -> FederatedForm | None:
+    """The federated plan whose sites run ``workflow``, with the registered participants."""
+    for plan in platform.federation.plans.all():
+        if plan.workflow == workflow:
+            participants = [
+                s for s in platform.federation.sites.list() if s.role is PeerRoleValues.participant
+            ]
+            return FederatedForm(
+                plan=plan.name, default_rounds=plan.default_rounds, participants=participants
+            )
+    return None
+
+
 @router.get("/workflows/{name}")
 def workflow_form(
     project: ProjectName,
@@ -51,13 +66,15 @@ def workflow_form(
     uids = [uid.strip() for uid in series.split(",") if uid.strip()]
     if len(uids) > MAX_PRESELECTED:
         raise PageError(400, f"'series' may name at most {MAX_PRESELECTED} series, got {len(uids)}")
+    layout = layout_for(
+        platform, principal, section="workflows", project=project, subpath="workflows"
+    )
     page = WorkflowFormPage(
-        layout=layout_for(
-            platform, principal, section="workflows", project=project, subpath="workflows"
-        ),
+        layout=layout,
         workflow=workflow,
         can_write=principal.allows(found.id, PermissionValues.write),
         series=uids,
         dataset=dataset,
+        federated=federated_form(platform, workflow.name) if layout.is_admin else None,
     )
     return renderer.response(page)

@@ -72,7 +72,51 @@ function placeServerErrors(error, fields) {
   if (!placed) document.getElementById("input-error").textContent = error.message;
 }
 
+function federated() {
+  return Boolean(data.plan) && form.querySelector("input[name=where]:checked").value === "sites";
+}
+
+function showWhere() {
+  const sites = federated();
+  form.querySelector("[data-where=sites]").hidden = !sites;
+  form.querySelector("fieldset.inputs").hidden = sites;
+}
+
+// The federated run as POST /api/v1/federation/runs takes it, or null with the message shown.
+function readFederated() {
+  const error = document.getElementById("fed-error");
+  const sites = [...form.querySelectorAll("input[name=site]:checked")].map((box) => box.value);
+  const dataset = document.getElementById("fed-dataset").value.trim();
+  const number = (id) => (document.getElementById(id).value === "" ? null : Number(document.getElementById(id).value));
+  const run = {
+    workflow: data.plan, dataset, sites, params: {},
+    rounds: number("fed-rounds"), min_sites: number("fed-min-sites"), site_timeout: number("fed-timeout") ?? 3600,
+  };
+  if (!sites.length) error.textContent = "Choose at least one site.";
+  else if (!dataset) error.textContent = "Name the dataset every site exposes.";
+  else if (run.min_sites !== null && run.min_sites > sites.length) error.textContent = `At most ${sites.length} sites can deliver.`;
+  else {
+    error.textContent = "";
+    return run;
+  }
+  return null;
+}
+
+async function submitFederated(fields) {
+  const run = readFederated();
+  const params = fields.values();
+  if (!run || !params) return;
+  try {
+    await api("POST", "/api/v1/federation/runs", { ...run, params });
+    window.location.assign("/sites#federated-runs");
+  } catch (error) {
+    if (error instanceof ApiError) document.getElementById("fed-error").textContent = error.message;
+    showMessage(error.message);
+  }
+}
+
 async function submit(fields) {
+  if (federated()) return submitFederated(fields);
   const input = readInput();
   const params = fields.values();
   if (!input || !params) return;
@@ -91,6 +135,11 @@ if (form) {
   fields.render(data.schema);
   for (const radio of form.querySelectorAll("input[name=input]")) {
     radio.addEventListener("change", () => showInput(radio.value));
+  }
+  if (data.plan) {
+    for (const radio of form.querySelectorAll("input[name=where]")) radio.addEventListener("change", showWhere);
+    for (const field of form.querySelectorAll("[data-where=sites] input")) field.addEventListener("input", readFederated);
+    showWhere();
   }
   for (const id of ["input-dataset", "input-series", "input-query"]) {
     document.getElementById(id).addEventListener("change", readInput);

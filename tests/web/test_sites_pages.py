@@ -1,0 +1,106 @@
+"""The sites page, the home's pending approvals and the federated execution form, through the
+real app: who may see them, what a data owner is shown, and hostile peer strings as text."""
+
+import html
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from kaapana.api import create_app
+from kaapana.config import Settings
+from kaapana.platform import Platform
+from tests.web.conftest import ADMIN_PASSWORD, HOSTILE_NAME, login, populate
+from tests.web.federation_state import PENDING, WORKFLOW, federate
+
+ESCAPED = html.escape(HOSTILE_NAME, quote=False)
+
+
+@pytest.fixture
+def federated(
+    make_settings: Callable[..., Settings], database_url: str | None
+) -> Iterator[TestClient]:
+    settings = make_settings(
+        admin_password=ADMIN_PASSWORD, database_url=database_url, site_name=HOSTILE_NAME
+    )
+    with Platform(settings) as platform:
+        populate(platform)
+        federate(platform)
+        with TestClient(create_app(settings, platform=platform)) as client:
+            yield client
+
+
+def test_members_see_neither_the_sites_page_nor_the_federated_form(
+    federated: TestClient,
+) -> None:
+    assert federated.get("/sites", follow_redirects=False).headers["location"] == (
+        "/login?next=/sites"
+    )
+    login(federated, "sci_a")
+    assert federated.get("/sites").status_code == 403
+    home = federated.get("/p/A/").text
+    assert 'href="/sites"' not in home
+    assert "<strong>2</strong> federated jobs wait for approval; a site administrator" in home
+    assert 'name="where"' not in federated.get("/p/A/workflows/federated-statistics").text
+
+
+def test_an_administrator_sees_what_each_decision_needs(federated: TestClient) -> None:
+    login(federated, "admin", ADMIN_PASSWORD)
+    page = federated.get("/sites")
+    assert page.status_code == 200
+    text = page.text
+    assert HOSTILE_NAME not in text  # this site's name, the requester, a peer's dataset
+    assert text.count(ESCAPED) >= 2 + len(PENDING) * 2
+    assert f'<strong id="site-name">{ESCAPED}</strong>' in text
+    for peer in ("central", "hospital-b", "hospital-c"):
+        assert f'data-peer="{peer}"' in text
+    for job in PENDING:
+        assert f'data-approve="{job}"' in text and f'data-deny="{job}"' in text
+    assert "A/cohort): 1 patients, 1 studies, 2 series" in text
+    assert "stats.json" in text and "no pixel data" in text
+    assert 'data-policy="federated-statistics"' in text
+    assert 'data-exposure="cohort"' in text
+    assert 'href="/sites" aria-current="page"' in text
+
+    # Home counts the approvals pending on the project's exposed datasets.
+    home_a = federated.get("/p/A/").text
+    assert "<strong>2</strong> federated jobs wait for approval" in home_a
+    assert '<a href="/sites">decide on the sites page</a>' in home_a
+    assert "<strong>2</strong>" in federated.get("/p/admin/").text
+    assert "No federated jobs wait for approval." in federated.get("/p/B/").text
+
+    # The form of a federated plan's workflow offers the registered participants.
+    form = federated.get("/p/A/workflows/federated-statistics").text
+    for site in ("hospital-b", "hospital-c"):
+        assert f'name="site" value="{site}" checked' in form
+    assert f'<option value="{html.escape(HOSTILE_NAME)}"></option>' in form
+    assert HOSTILE_NAME not in form
+    assert 'name="where"' not in federated.get("/p/A/workflows/series-metadata").text
+
+
+def _peer_row(text: str, name: str) -> str:
+    found = re.search(rf'data-peer="{name}">.*?</tr>', text, re.S)
+    assert found is not None, name
+    return found.group(0)
+
+
+def test_the_orchestrator_side_counts_each_participants_jobs(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(admin_password=ADMIN_PASSWORD)
+    with Platform(settings) as platform:
+        populate(platform)
+        federate(platform)
+        runs = platform.federation.runs
+        run = runs.start(WORKFLOW, dataset="cohort", actor="admin", sites=["hospital-b"])
+        runs.advance()  # the coordinator's pass: round 1 is dispatched to hospital-b
+        with TestClient(create_app(settings, platform=platform)) as client:
+            login(client, "admin", ADMIN_PASSWORD)
+            text = client.get("/sites").text
+    peers = {name: _peer_row(text, name) for name in ("central", "hospital-b", "hospital-c")}
+    assert ">queued</span> 1" in peers["hospital-b"]
+    assert "<td>none</td>" in peers["hospital-c"]
+    assert ">pending_approval</span> 2" in peers["central"]
+    assert f'data-cancel-run="{run.id}"' in text
+    assert "0 of 1" in text and 'hospital-b <span class="muted">(at least 1)' in text
