@@ -34,9 +34,9 @@ from monai.transforms import (
 )
 
 from kaapana.errors import InvalidInput
+from kaapana.operators.charts import line_chart
 from kaapana.operators.segmentation_parameters import TrainSegmentationParameters
 from kaapana.operators.series import SegmentSpec
-from kaapana.operators.svg_chart import line_chart
 from kaapana.operators.training_data import TrainingCase
 from kaapana.operators.unet import (
     NetworkConfig,
