@@ -1,6 +1,8 @@
 """train-segmentation and predict-segmentation through the engine: a U-Net learns the phantom's
 lungs from image + SEG pairs, is registered, and its SEG of a new CT matches the ground truth."""
 
+import csv
+import io
 from collections.abc import Callable
 
 import highdicom as hd
@@ -122,3 +124,25 @@ def test_a_trained_model_is_registered_and_its_seg_of_a_new_ct_finds_the_lungs(
     predicted, expected = lungs(seg, new_ct), lungs(truth, new_ct)
     dice = 2 * (predicted & expected).sum() / (predicted.sum() + expected.sum())
     assert dice >= 0.7
+
+    # evaluate-segmentation scores the stored prediction against the ground truth, as computed
+    truth_uid = store(platform, [truth], "scored")
+    platform.catalog.tag(
+        project_pk=site.project_pk, series_instance_uids=[truth_uid], add=["truth"]
+    )
+    platform.catalog.tag(
+        project_pk=site.project_pk, series_instance_uids=[seg.SeriesInstanceUID], add=["model"]
+    )
+    project = platform.archive.projects.get("admin")
+    platform.datasets.add(project, "scored", [seg.SeriesInstanceUID], actor="test")
+    evaluation = platform.workflows.start_run(
+        project_pk=site.project_pk,
+        workflow="evaluate-segmentation",
+        dataset="scored",
+        params={"prediction_tag": "model", "reference_tag": "truth"},
+    )
+    scored = platform.workflows.wait(evaluation.id, timeout=120)
+    assert scored.state == "succeeded", [(t.step, t.error) for t in scored.tasks]
+    table = platform.results.get(f"runs/{evaluation.id}/evaluate-segmentation/metrics.csv")
+    (row,) = csv.DictReader(io.StringIO(table.decode()))
+    assert row["label"] == "lungs" and float(row["dice"]) == pytest.approx(dice)
