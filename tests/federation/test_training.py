@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from kaapana.config import Settings
+from kaapana.errors import InvalidInput
 from kaapana.federation.aggregation import unpack_files
 from kaapana.federation.coordinator import global_key
 from kaapana.federation.outputs import OutputRefused, check_outputs
@@ -26,8 +27,8 @@ ROUNDS = 2
 TINY = {
     "model_name": "federated-lungs",
     "labels": ["lungs"],
-    "epochs": 2,
-    "learning_rate": 0.02,
+    "epochs": 4,
+    "learning_rate": 0.03,
     "channels": [4, 8, 16],
     "num_res_units": 1,
     "patch_size": [16, 32, 32],
@@ -98,6 +99,45 @@ def test_weights_leave_only_as_declared_state_dicts() -> None:
 
 
 @pytest.mark.slow
+def test_fedprox_keeps_the_local_model_near_the_global_one(tmp_path: Path) -> None:
+    import torch
+
+    from kaapana.operators.segmentation_parameters import FederatedTrainingParameters
+    from kaapana.operators.train_segmentation import train_segmentation
+    from kaapana.operators.unet import load_model
+
+    torch.set_num_threads(1)
+    folders = []
+    for seed in range(3):
+        ct, seg = lung_case(seed)
+        for name, datasets in ((f"ct{seed}", ct), (f"seg{seed}", [seg])):
+            export_series(datasets, tmp_path / name, labels=["lungs"], modality="CT")
+            folders.append(tmp_path / name)
+    cases, specs, _ = pair_cases(folders)
+    parameters = FederatedTrainingParameters(**{**TINY, "epochs": 2})
+    plain = train_segmentation(cases, specs, parameters, tmp_path / "plain")
+    initial = load_model(plain.model)[1].state_dict()
+
+    def drift(mu: float) -> float:
+        result = train_segmentation(
+            cases,
+            specs,
+            parameters,
+            tmp_path / f"mu{mu}",
+            initial_state=initial,
+            proximal_mu=mu,
+        )
+        state = load_model(result.model)[1].state_dict()
+        return float(sum(((state[k] - initial[k]) ** 2).sum() for k in initial))
+
+    assert drift(50.0) < drift(0.0) / 2
+    with pytest.raises(InvalidInput, match="do not fit the network"):
+        train_segmentation(
+            cases, specs, parameters, tmp_path / "bad", initial_state={"w": torch.ones(1)}
+        )
+
+
+@pytest.mark.slow
 def test_federated_training_improves_held_out_dice_and_registers_the_model(
     tmp_path: Path,
 ) -> None:
@@ -146,7 +186,7 @@ def test_federated_training_improves_held_out_dice_and_registers_the_model(
         "model_bytes": model_bytes,
     }
     print(json.dumps(figures))
-    assert dice[-1] > dice[0], figures
+    assert dice[-1] > max(dice[0], 0.5), figures
     assert uploads == {MODEL_NAME, UPDATE_NAME}
     for received in result["received_bytes_per_round"]:
         # Sealing (base64 in JSON, Fernet's base64) adds a fixed factor, not data.
