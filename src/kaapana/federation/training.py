@@ -159,9 +159,10 @@ class ModelRegistration:
     def __call__(self, run_pk: int, params: Mapping[str, Any], current: Files) -> dict[str, Any]:
         parameters = FederatedTrainingParameters.model_validate(dict(params))
         name = parameters.model_name
+        project_pk = self._projects.get(ADMIN_PROJECT).id
         registered = [
             m
-            for m in self._models.list_models(project_pk=self._projects.get(ADMIN_PROJECT).id)
+            for m in self._models.list_models(project_pk=project_pk)
             if m.name == name and m.metrics.get("federated_run") == run_pk
         ]
         if not registered:
@@ -171,7 +172,7 @@ class ModelRegistration:
             history = json.loads(current[HISTORY_NAME])["rounds"]
             registered = [
                 self._models.register(
-                    project_pk=self._projects.get(ADMIN_PROJECT).id,
+                    project_pk=project_pk,
                     run_id=None,
                     name=name,
                     storage_key=key,
