@@ -13,6 +13,11 @@ overhead: wall minus the slowest local run, i.e. what delivery, approval, start,
 checking, aggregation and the next dispatch add. Also the bytes received per round (sealed
 uploads) against the plain outputs.
 
+Then federated-training through ``kaapana federation simulate``'s machinery (three virtual
+sites from nine tiny synthetic CT + lung SEG cases, network channels [4, 8, 16]): the bytes
+received per round against the model size, whose floor is sites times the model (``--no-training``
+leaves it out).
+
 Usage: ``python benchmarks/federation.py [--rounds N] [--out FILE]``; JSON to stdout.
 """
 
@@ -31,10 +36,11 @@ from typing import Any
 from _common import Report, add_output_arguments, tool_versions
 from kaapana.config import Settings
 from kaapana.federation.aggregation import FederatedPlan, Files
-from kaapana.federation.simulate import serve_http, site_settings
+from kaapana.federation.simulate import serve_http, simulate, site_settings
 from kaapana.federation.states import ApprovalValues
 from kaapana.platform import Platform
 from kaapana.testing import ct_series
+from kaapana.testing.synthetic import ct_segmentation
 from kaapana.workflows import ModeValues, Step, TaskContext, Workflow
 
 SITES = 3
@@ -88,6 +94,9 @@ def _run(orchestrator: Platform, rounds: int) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="rounds measured (default 5)")
+    parser.add_argument(
+        "--no-training", action="store_true", help="skip the federated-training case"
+    )
     add_output_arguments(parser)
     args = parser.parse_args()
     report = Report(benchmark="federation", environment=tool_versions())
@@ -183,7 +192,59 @@ def main() -> None:
             ],
         }
     )
+    if not args.no_training:
+        report.cases.append(_training_bytes())
     report.emit(args.out)
+
+
+TRAINING = {
+    "model_name": "benchmark-lungs",
+    "epochs": 1,
+    "channels": [4, 8, 16],
+    "num_res_units": 1,
+    "patch_size": [16, 32, 32],
+    "validation_fraction": 0.3,
+    "threads": 1,
+    "device": "cpu",
+}
+
+
+def _training_bytes(rounds: int = 2) -> dict[str, Any]:
+    """Bytes per round for training vs model size."""
+    print(f"federated-training, {rounds} rounds", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(data_dir=Path(folder) / "source")
+        with Platform(settings) as source:
+            target = source.archive.target("admin", "lungs")
+            for seed in range(9):
+                ct = ct_series(patient_id=f"T{seed}", rows=32, columns=32, slices=16, seed=seed)
+                for ds in [*ct, ct_segmentation(ct, seed=seed, labels=("lungs",))]:
+                    buffer = io.BytesIO()
+                    ds.save_as(buffer, enforce_file_format=True)
+                    source.archive.store_bytes(buffer.getvalue(), target, source="bench")
+            source.archive.flush()
+        result = simulate(
+            settings,
+            workflow="federated-training",
+            dataset="lungs",
+            sites=SITES,
+            rounds=rounds,
+            work_dir=Path(folder) / "sites",
+            params=TRAINING,
+        )
+    if result["state"] != "succeeded":
+        raise RuntimeError(f"federated-training ended {result['state']}: {result['error']}")
+    model = result["result"]["model_bytes"]
+    received = result["received_bytes_per_round"]
+    return {
+        "case": "bytes per round for training vs model size",
+        "sites": SITES,
+        "rounds": rounds,
+        "model_bytes": model,
+        "floor_bytes_per_round": SITES * model,
+        "received_bytes_per_round": received,
+        "ratio_to_floor": [round(value / (SITES * model), 3) for value in received],
+    }
 
 
 def _local_durations(sites: list[Platform]) -> dict[str, float]:

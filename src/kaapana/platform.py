@@ -98,6 +98,7 @@ class Platform:
             datasets=self.datasets,
             results=self.results,
             audit=self.auth.audit,
+            models=self.models,
         )
         # Set on the first start only: the generated password of `admin`, for the CLI to print.
         self.initial_admin_password: str | None = None

@@ -28,13 +28,14 @@ from kaapana.federation.client import CertificateMismatch, OrchestratorClient
 from kaapana.federation.envelope import TamperedPayload, open_sealed, seal
 from kaapana.federation.keys import derive_keys, federation_secrets_dir
 from kaapana.federation.outputs import OutputRefused, check_outputs
-from kaapana.federation.radiomics import pool_radiomics, site_features, summarize
+from kaapana.federation.radiomics import pool_radiomics, summarize
 from kaapana.federation.sites import SiteView
 from kaapana.federation.states import PeerRoleValues
 from kaapana.federation.statistics import STATS_NAME, pool
 from kaapana.platform import Platform
-from kaapana.testing import ct_series
+from kaapana.testing import ct_segmentation, ct_series
 from tests.federation.cohort import (
+    SLICES,
     assert_statistics_equal,
     bare_dicom,
     direct_statistics,
@@ -311,15 +312,29 @@ def test_the_orchestrators_certificate_is_verified_or_pinned(
         thread.join(10)
 
 
-def test_pooled_radiomics_equal_the_radiomics_of_the_union(tmp_path: Path) -> None:
-    parts = [write_patient(tmp_path, f"R{index}", seed=index) for index in range(3)]
-    cases = [site_features(files) for files in parts]
+def test_pooled_radiomics_equal_the_radiomics_of_the_union() -> None:
+    from kaapana.workflows.builtin.federated_radiomics import seg_cases
+
+    cases = []
+    for index in range(3):
+        ct = ct_series(rows=32, columns=32, slices=SLICES, seed=index, patient_id=f"R{index}")
+        cases.append(seg_cases(ct, ct_segmentation(ct, seed=index)))
     union = summarize(case for site in cases for case in site)
     pooled = pool_radiomics([summarize(cases[0] + cases[1]), summarize(cases[2])])
     assert set(union["labels"]) == {"body", "bones", "liver", "lungs"}
     liver = union["labels"]["liver"]
-    assert liver["volume_ml"]["count"] == 3 and liver["mean_hu"]["min"] > -200
-    assert liver["volume_ml"]["quartiles"][0] <= liver["volume_ml"]["quartiles"][2]
+    volume = liver["original_shape_VoxelVolume"]
+    assert volume["count"] == 3 and liver["original_firstorder_Mean"]["min"] > -200
+    assert volume["quartiles"][0] <= volume["quartiles"][2]
+    assert set(liver) == {
+        "original_firstorder_Maximum",
+        "original_firstorder_Mean",
+        "original_firstorder_Median",
+        "original_firstorder_Minimum",
+        "original_firstorder_Variance",
+        "original_shape_Sphericity",
+        "original_shape_VoxelVolume",
+    }
     assert pooled.keys() == union.keys()
     for label, features in union["labels"].items():
         for name, summary in features.items():

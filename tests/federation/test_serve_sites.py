@@ -301,7 +301,8 @@ def test_federated_statistics_across_three_serving_sites(
             "dataset": "cohort",
             "rounds": 2,
             "min_sites": 2,
-            "site_timeout": 6,
+            # long enough for a loaded machine's sites to answer, short for the one offline
+            "site_timeout": 12,
         },
     )
     _wait_run(orchestrator, third["id"], lambda r: any(j["round"] == 2 for j in r["jobs"]))

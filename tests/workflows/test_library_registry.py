@@ -27,8 +27,8 @@ def test_operator_workflows_without_the_extra_are_load_errors(
     assert [w.name for w in registry.all()] == [
         "de-identify",
         "delete-series",
-        "federated-radiomics",
         "federated-statistics",
+        "federated-training",
         "noop",
         "predict-segmentation",
         "query-pacs",
@@ -49,6 +49,7 @@ def test_operator_workflows_without_the_extra_are_load_errors(
             "radiomics",
             "evaluation",
             "metadata",
+            "federated_radiomics",
         )
     }
     assert all(error.startswith("ModuleNotFoundError") for error in errors.values())

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from kaapana.cli._common import console, platform_of, print_json, reported_errors, settings_of
 from kaapana.cli.users import cli_actor
+from kaapana.cli.workflows import parse_params
 from kaapana.errors import InvalidInput
 from kaapana.federation.states import ApprovalValues, FederatedRunStateValues
 
@@ -340,6 +341,10 @@ def start(
     site_timeout: Annotated[
         float, typer.Option(min=0.001, help="Seconds per site and round.")
     ] = 3600.0,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("-p", "--param", help="Parameter of the plan key=value (repeatable)."),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the end and print the result.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -353,6 +358,7 @@ def start(
             rounds=rounds,
             min_sites=min_sites,
             site_timeout=site_timeout,
+            params=parse_params(param or []),
         )
         while wait and run.state == FederatedRunStateValues.running:
             time.sleep(0.5)
@@ -406,6 +412,10 @@ def simulate_command(
     work_dir: Annotated[
         Path | None, typer.Option(help="Folder of the virtual sites (default: a temporary one).")
     ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("-p", "--param", help="Parameter of the plan key=value (repeatable)."),
+    ] = None,
 ) -> None:
     """Split a local dataset by patient into virtual sites and run the real protocol between
     them in this process."""
@@ -420,5 +430,6 @@ def simulate_command(
             sites=sites,
             rounds=rounds,
             work_dir=work_dir,
+            params=parse_params(param or []),
         )
     print_json(result)

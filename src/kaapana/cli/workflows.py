@@ -87,7 +87,7 @@ def reload_workflows(ctx: typer.Context) -> None:
         console().print(f"[red]failed to load[/red] {error.source}: {error.error}")
 
 
-def _params(pairs: list[str]) -> dict[str, Any]:
+def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``key=value``; values that parse as JSON (numbers, true, lists) are taken as such."""
     params: dict[str, Any] = {}
     for pair in pairs:
@@ -127,7 +127,7 @@ def run_command(
         run = platform.workflows.start_run(
             project_pk=project_pk,
             workflow=workflow,
-            params=_params(param or []),
+            params=parse_params(param or []),
             dataset=dataset,
             series=series,
             created_by=CONSOLE_CREATOR,
@@ -339,7 +339,7 @@ def add_trigger(
             name=name,
             workflow=workflow,
             query=parsed,
-            params=_params(param or []),
+            params=parse_params(param or []),
             created_by=CONSOLE_CREATOR,
         )
     console().print(f"trigger [bold]{rule.name}[/bold] starts {rule.workflow} in {rule.project}")

@@ -10,7 +10,7 @@ model weights, with a local training workflow that reads the global model from i
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,6 +55,10 @@ class FederatedPlan:
     aggregator: Aggregator
     description: str = ""
     default_rounds: int = 1
+    finish: Callable[[int, Mapping[str, Any], Files], dict[str, Any]] | None = None
+    """Called with the run's id, parameters and final global artifact after the last round,
+    before the run is marked done (so it runs again after a crash: it must be idempotent); what
+    it returns joins the run's result (a registered model, say)."""
 
 
 class Plans:

@@ -129,6 +129,7 @@ class FederatedRuns:
             raise InvalidInput(f"'min_sites' must be 1-{len(targets)}, got {minimum}")
         if not 0 < site_timeout <= 30 * 86400:
             raise InvalidInput(f"'site_timeout' must be > 0 and <= 30 days, got {site_timeout}")
+        initial = chosen.aggregator.initial(checked)
         with write_transaction(self._engine) as session:
             run = FederatedRun(
                 plan=chosen.name,
@@ -147,14 +148,11 @@ class FederatedRuns:
             session.add(run)
             session.flush()
             run_pk = run.id
-        initial = chosen.aggregator.initial(checked)
-        if initial:
-            key = global_key(run_pk, 0)
-            self._results.put(key, pack_files(initial))
-            with write_transaction(self._engine) as session:
-                stored = session.get(FederatedRun, run_pk)
-                assert stored is not None
-                stored.global_key = key
+            # In the run's own transaction: the coordinator must not dispatch round 1 without it.
+            if initial:
+                key = global_key(run_pk, 0)
+                self._results.put(key, pack_files(initial))
+                run.global_key = key
         self._audit.record(
             "federation.run.start",
             actor=actor,
@@ -320,7 +318,7 @@ class FederatedRuns:
             }
             missing = {j.site: j.state for j in jobs if j.state != JobStateValues.succeeded}
             params, plan, current_key = dict(run.params), run.plan, run.global_key
-            minimum = run.min_sites
+            minimum, last = run.min_sites, round >= run.rounds
         if created:
             self._audit.record(
                 "federation.round.dispatch",
@@ -340,7 +338,7 @@ class FederatedRuns:
                 f"delivered, {minimum} needed ({absent})",
             )
             return
-        self._aggregate(run_pk, round, plan, params, current_key, delivered, missing)
+        self._aggregate(run_pk, round, plan, params, current_key, delivered, missing, last=last)
 
     def _broadcast(self, run_pk: int, round: int, plan: str, current_key: str) -> str:
         """The storage key of what the round's sites receive ("" for nothing)."""
@@ -361,8 +359,11 @@ class FederatedRuns:
         current_key: str,
         delivered: dict[str, dict[str, Any]],
         missing: dict[str, str],
+        *,
+        last: bool,
     ) -> None:
-        aggregator = self.plans.get(plan).aggregator
+        chosen = self.plans.get(plan)
+        aggregator = chosen.aggregator
         current = unpack_files(self._results.get(current_key)) if current_key else {}
         outputs = {
             site: {name: self._results.get(meta["key"]) for name, meta in stored.items()}
@@ -373,13 +374,14 @@ class FederatedRuns:
         )
         key = global_key(run_pk, round)
         self._results.put(key, pack_files(following))
+        finished = chosen.finish(run_pk, params, following) if last and chosen.finish else {}
         with write_transaction(self._engine) as session:
             run = session.get(FederatedRun, run_pk, with_for_update=True)
             if run is None or run.finished_rounds != round - 1:
                 return
             run.finished_rounds = round
             run.global_key = key
-            run.result = aggregator.summary(following)
+            run.result = {**aggregator.summary(following), **finished}
             run.history = [
                 *(run.history or []),
                 {"round": round, "sites": sorted(delivered), "missing": missing},

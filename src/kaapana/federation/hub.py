@@ -183,6 +183,12 @@ class Hub:
         except NotFound:
             return []
 
+    def _weights(self, workflow: str) -> list[str]:
+        try:
+            return list(self._registry.get(workflow).federated_weights)
+        except NotFound:
+            return []
+
     # -- calls about one job --------------------------------------------------------------
 
     def _job(self, session: Any, site: str, job_id: str, *, lock: bool = False) -> FederatedJob:
@@ -264,12 +270,14 @@ class Hub:
             if job.state in FINAL_JOB_STATES:
                 raise Conflict(f"federated job {job_id} is {job.state}; it takes no more outputs")
             declared = self._declared(run.workflow)
+            weights = self._weights(run.workflow)
             run_pk, round = run.id, job.round
         check_outputs(
             envelope.files,
             declared=declared,
             max_bytes=self._max_output_bytes,
             allow_pixel_data=False,
+            weights=weights,
         )
         stored = {}
         for name, data in envelope.files.items():

@@ -391,6 +391,7 @@ class SiteJobs:
             declared=job.outputs,
             max_bytes=policy.max_output_bytes,
             allow_pixel_data=policy.allow_pixel_data,
+            weights=self._workflows.registry.get(job.workflow).federated_weights,
         )
         return files
 

@@ -1,93 +1,53 @@
-"""federated-radiomics: first-order radiomics features per segment label, summarised at each
-site and pooled.
+"""federated-radiomics: PyRadiomics features per segment label, summarised at each site and
+pooled.
 
-For each segment of each DICOM SEG among the run's series, the features of the voxels it
-covers in the CT it was derived from (matched frame by frame through the SEG's source image
-references): volume (mL), mean, standard deviation, minimum and maximum intensity (HU). Each
-site keeps per label and feature only count, sums, extremes and a fixed-bin histogram (the
-quantile sketch: quartiles are read off it), so the pooled summaries equal the summaries of
-the union of the sites' cases.
+Each site computes, for each segment of each DICOM SEG among the run's series, the radiomics
+operator's PyRadiomics features over the image series the SEG references (the local workflow,
+``kaapana.workflows.builtin.federated_radiomics``), and keeps of the features in
+``BIN_WIDTHS`` per label and feature only count, sums, extremes and a fixed-bin histogram (the
+quantile sketch: quartiles are read off it), so the pooled summaries equal the summaries of the
+union of the sites' cases. This module holds no PyRadiomics: the orchestrator pools without it.
 """
 
 import json
-import warnings
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pydicom
-from pydicom import Dataset
+from typing import TYPE_CHECKING, Any
 
 from kaapana.federation.aggregation import FederatedPlan, Files
 from kaapana.federation.statistics import finish_summary, merge_summary, value_summary
-from kaapana.workflows.context import TaskContext
-from kaapana.workflows.definitions import ModeValues, Step, Workflow
+
+if TYPE_CHECKING:
+    from kaapana.operators.radiomics import SeriesFeatures
 
 RADIOMICS_NAME = "radiomics.json"
-BIN_WIDTHS = {"volume_ml": 50.0, "mean_hu": 25.0, "sd_hu": 10.0, "min_hu": 50.0, "max_hu": 50.0}
-"""Histogram bin width per feature, in its unit."""
+WORKFLOW_NAME = "federated-radiomics"
+BIN_WIDTHS = {
+    "original_shape_VoxelVolume": 50_000.0,
+    "original_shape_Sphericity": 0.05,
+    "original_firstorder_Mean": 25.0,
+    "original_firstorder_Median": 25.0,
+    "original_firstorder_Minimum": 50.0,
+    "original_firstorder_Maximum": 50.0,
+    "original_firstorder_Variance": 250.0,
+}
+"""The PyRadiomics features summarised, with their histogram bin width in their unit (mm³ for
+the volume: 50 mL, HU for intensities, HU² for the variance)."""
 QUARTILES = (0.25, 0.5, 0.75)
 
 Case = tuple[str, dict[str, float]]
 """One segment of one SEG: its label and its features."""
 
 
-def segment_features(seg: Dataset, sources: Mapping[str, Dataset]) -> list[Case]:
-    """The features of each segment of ``seg``; ``sources`` are its CT images by SOP
-    Instance UID (frames whose source is missing are skipped)."""
-    measures = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
-    spacing = [float(v) for v in measures.PixelSpacing]
-    thickness = float(
-        getattr(measures, "SpacingBetweenSlices", None) or getattr(measures, "SliceThickness", 1.0)
-    )
-    voxel_ml = spacing[0] * spacing[1] * thickness / 1000.0
-    labels = {int(s.SegmentNumber): str(s.SegmentLabel) for s in seg.SegmentSequence}
-    frames = seg.pixel_array.reshape(int(seg.NumberOfFrames), seg.Rows, seg.Columns)
-    values: dict[int, list[np.ndarray]] = {}
-    for index, group in enumerate(seg.PerFrameFunctionalGroupsSequence):
-        number = int(group.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
-        source_uid = (
-            group.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+def cases_of(result: "SeriesFeatures") -> list[Case]:
+    """The summarised features of each segment with features (empty ones have none)."""
+    return [
+        (
+            segment.label,
+            {name: segment.features[name] for name in BIN_WIDTHS if name in segment.features},
         )
-        source = sources.get(source_uid)
-        if source is None:
-            continue
-        hu = source.pixel_array * float(source.RescaleSlope) + float(source.RescaleIntercept)
-        values.setdefault(number, []).append(hu[frames[index] > 0])
-    cases = []
-    for number in sorted(values):
-        voxels = np.concatenate(values[number])
-        if voxels.size == 0:
-            continue
-        cases.append(
-            (
-                labels[number],
-                {
-                    "volume_ml": round(voxels.size * voxel_ml, 6),
-                    "mean_hu": round(float(voxels.mean()), 6),
-                    "sd_hu": round(float(voxels.std()), 6),
-                    "min_hu": float(voxels.min()),
-                    "max_hu": float(voxels.max()),
-                },
-            )
-        )
-    return cases
-
-
-def site_features(files: Iterable[Path]) -> list[Case]:
-    """The cases of every SEG among ``files``, against the CT images among them."""
-    images: dict[str, Dataset] = {}
-    segmentations: list[Dataset] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for path in files:
-            ds = pydicom.dcmread(path)
-            if ds.Modality == "SEG":
-                segmentations.append(ds)
-            elif "PixelData" in ds and "RescaleIntercept" in ds:
-                images[ds.SOPInstanceUID] = ds
-        return [case for seg in segmentations for case in segment_features(seg, images)]
+        for segment in result.segments
+        if segment.features
+    ]
 
 
 def summarize(cases: Iterable[Case]) -> dict[str, Any]:
@@ -144,35 +104,6 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
     return {"labels": labels}
 
 
-def run_site_radiomics(ctx: TaskContext) -> None:
-    """All series of the run: the radiomics summaries into ``radiomics.json``."""
-    files = [
-        path
-        for folder in ctx.input_dirs().values()
-        for path in sorted(folder.iterdir())
-        if path.is_file()
-    ]
-    cases = site_features(files)
-    target = ctx.output_dir / RADIOMICS_NAME
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(summarize(cases), sort_keys=True))
-    ctx.add_artifact(target)
-    ctx.logger.info("radiomics of %d segments", len(cases))
-    ctx.progress(1)
-
-
-RADIOMICS_WORKFLOW = Workflow(
-    name="federated-radiomics",
-    version="1.0",
-    description="First-order radiomics features (volume, HU mean, sd, min, max) per SEG segment "
-    "label of the run's series, summarised; the local part of federated radiomics.",
-    federated_outputs=(RADIOMICS_NAME,),
-    steps=[
-        Step(name="radiomics", operator=run_site_radiomics, mode=ModeValues.per_run, timeout=3600)
-    ],
-)
-
-
 class RadiomicsPooling:
     """Aggregator of federated-radiomics: pooled summaries, per site and in total."""
 
@@ -204,20 +135,19 @@ class RadiomicsPooling:
 
 
 RADIOMICS_PLAN = FederatedPlan(
-    name="federated-radiomics",
-    workflow=RADIOMICS_WORKFLOW.name,
+    name=WORKFLOW_NAME,
+    workflow=WORKFLOW_NAME,
     aggregator=RadiomicsPooling(),
-    description="First-order radiomics features per segment label, summarised at every site "
-    "and pooled centrally.",
+    description="PyRadiomics shape and first-order features per segment label, summarised at "
+    "every site and pooled centrally.",
 )
 
 __all__ = [
     "RADIOMICS_NAME",
     "RADIOMICS_PLAN",
-    "RADIOMICS_WORKFLOW",
+    "WORKFLOW_NAME",
     "RadiomicsPooling",
+    "cases_of",
     "pool_radiomics",
-    "segment_features",
-    "site_features",
     "summarize",
 ]

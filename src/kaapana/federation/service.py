@@ -20,6 +20,8 @@ from kaapana.federation.poller import Poller
 from kaapana.federation.radiomics import RADIOMICS_PLAN
 from kaapana.federation.sites import Sites
 from kaapana.federation.statistics import STATISTICS_PLAN
+from kaapana.federation.training import training_plan
+from kaapana.models.registry import ModelRegistry
 from kaapana.storage import ObjectStore
 from kaapana.workflows import Engine as WorkflowEngine
 
@@ -35,6 +37,7 @@ class Federation:
         datasets: Datasets,
         results: ObjectStore,
         audit: Audit,
+        models: ModelRegistry,
     ) -> None:
         self.settings = settings
         self.site_name = settings.resolved_site_name
@@ -49,6 +52,7 @@ class Federation:
         self.plans = Plans()
         self.plans.add(STATISTICS_PLAN)
         self.plans.add(RADIOMICS_PLAN)
+        self.plans.add(training_plan(models=models, projects=projects, results=results))
         self.hub = Hub(
             engine=engine,
             sites=self.sites,

@@ -94,6 +94,7 @@ def simulate(
     rounds: int | None = None,
     work_dir: Path | None = None,
     timeout: float = 3600.0,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``workflow`` over virtual sites made of ``project``'s ``dataset``; its result."""
     with ExitStack() as stack:
@@ -130,19 +131,29 @@ def simulate(
             site.federation.serve()
         orchestrator.federation.serve()
         run = orchestrator.federation.runs.start(
-            workflow, dataset=_EXPOSED, actor="simulation", sites=names, rounds=rounds
+            workflow,
+            dataset=_EXPOSED,
+            actor="simulation",
+            sites=names,
+            rounds=rounds,
+            params=params,
         )
         deadline = time.monotonic() + timeout
         while run.state == FederatedRunStateValues.running and time.monotonic() < deadline:
             time.sleep(0.2)
             run = orchestrator.federation.runs.get(run.id)
+        received: dict[int, int] = {}
+        for job in run.jobs:
+            received[job.round] = received.get(job.round, 0) + job.received_bytes
         return {
             "workflow": workflow,
+            "run": run.id,
             "state": run.state,
             "error": run.error,
             "rounds": run.finished_rounds,
             "sites": {name: len(uids) for name, uids in zip(names, groups, strict=True)},
             "history": run.history,
+            "received_bytes_per_round": [received[r] for r in sorted(received)],
             "result": run.result,
         }
 

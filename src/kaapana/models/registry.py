@@ -63,7 +63,7 @@ class ModelRegistry:
         self,
         *,
         project_pk: int,
-        run_id: int,
+        run_id: int | None,
         name: str,
         storage_key: str,
         labels: list[dict[str, Any]],
@@ -71,7 +71,8 @@ class ModelRegistry:
         metrics: dict[str, Any],
     ) -> ModelView:
         """The next version of ``name`` in the project; the same run registering the same name
-        again (a retried task) gets its earlier version back."""
+        again (a retried task) gets its earlier version back. ``run_id`` None: a model not
+        trained by a local run (a federated one), always a new version."""
         check_model_name(name)
         if not labels or not all(isinstance(item, dict) and item.get("label") for item in labels):
             raise InvalidInput(f"model {name!r} needs labels, each with a 'label', got {labels!r}")
@@ -81,7 +82,11 @@ class ModelRegistry:
             raise InvalidInput(f"model {name!r}: no file {storage_key!r} in result storage")
         data = self._results.get(storage_key)
         with write_transaction(self._engine) as session:
-            row = session.scalar(select(Model).where(Model.run_pk == run_id, Model.name == name))
+            row = (
+                None
+                if run_id is None
+                else session.scalar(select(Model).where(Model.run_pk == run_id, Model.name == name))
+            )
             if row is None:
                 latest = session.scalar(
                     select(func.max(Model.version)).where(

@@ -10,6 +10,7 @@ from kaapana.models.names import MODEL_NAME_PATTERN
 
 __all__ = [
     "DeviceValues",
+    "FederatedTrainingParameters",
     "PredictSegmentationParameters",
     "TrainSegmentationParameters",
     "check_model_modality",
@@ -80,6 +81,23 @@ class TrainSegmentationParameters(BaseModel):
                 f"first), got {self.patch_size}"
             )
         return self
+
+
+class FederatedTrainingParameters(TrainSegmentationParameters):
+    """train-segmentation as one site's part of a federated round: ``epochs`` are the local
+    epochs per round, started from the round's global weights."""
+
+    proximal_mu: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=100.0,
+        description="FedProx's proximal term weight mu; 0: plain FedAvg.",
+    )
+    federated_input: str = Field(
+        default="",
+        max_length=4096,
+        description="Folder of the round's global weights (set by the site's federation).",
+    )
 
 
 class PredictSegmentationParameters(BaseModel):

@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -74,6 +74,7 @@ class TrainingResult:
     validation_dice: dict[str, float]
     train_patients: list[str]
     validation_patients: list[str]
+    train_cases: int
 
 
 def dice_score(predicted: npt.NDArray[np.bool_], truth: npt.NDArray[np.bool_]) -> float:
@@ -198,13 +199,19 @@ def train_segmentation(
     out_dir: Path,
     *,
     checkpoint_dir: Path | None = None,
+    initial_state: Mapping[str, torch.Tensor] | None = None,
+    proximal_mu: float = 0.0,
     log: Callable[[str], None] = lambda message: None,
     progress: Callable[[float], None] = lambda fraction: None,
 ) -> TrainingResult:
     """Train on ``cases`` (masks in the order of ``specs``) and write into ``out_dir``: the
     model file, ``checkpoint.pt`` after every epoch, metrics as CSV, JSON and SVG, and the
     split. With ``checkpoint_dir``, the checkpoint is also kept there, and a checkpoint found
-    there of the same training is resumed from."""
+    there of the same training is resumed from.
+
+    ``initial_state``: start from these weights (a federated round's global model) instead of
+    a seeded initialisation; ``proximal_mu`` > 0 adds FedProx's proximal term
+    ``mu / 2 * ||w - w_initial||²`` to the loss, keeping a site's model near the global one."""
     if parameters.threads:
         torch.set_num_threads(parameters.threads)
     device = resolve_device(parameters.device)
@@ -229,7 +236,14 @@ def train_segmentation(
     (out_dir / SPLIT_FILE).write_text(json.dumps(split, indent=1))
 
     torch.manual_seed(parameters.seed)
-    network = build_network(config).to(device)
+    network = build_network(config)
+    if initial_state is not None:
+        try:
+            network.load_state_dict(initial_state)
+        except RuntimeError as exc:
+            raise InvalidInput(f"the initial weights do not fit the network: {exc}") from exc
+    network.to(device)
+    anchor = [p.detach().clone() for p in network.parameters()] if proximal_mu > 0 else []
     optimizer = torch.optim.Adam(network.parameters(), lr=parameters.learning_rate)
     fingerprint = _fingerprint(parameters, cases)
     history: list[dict[str, Any]] = []
@@ -267,6 +281,11 @@ def train_segmentation(
             optimizer.zero_grad()
             logits = network(image)
             loss = dice_loss(logits, label) + bce_loss(logits, label)
+            if anchor:
+                drift = sum(
+                    ((p - a) ** 2).sum() for p, a in zip(network.parameters(), anchor, strict=True)
+                )
+                loss = loss + proximal_mu / 2 * drift
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
@@ -313,4 +332,5 @@ def train_segmentation(
         validation_dice=dict(history[best_epoch - 1]["validation_dice"]),
         train_patients=split["train"],
         validation_patients=split["validation"],
+        train_cases=len(train),
     )

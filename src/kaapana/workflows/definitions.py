@@ -218,6 +218,7 @@ class Workflow:
         node_params: Sequence[str] = (),
         permission: PermissionValues = PermissionValues.write,
         federated_outputs: Sequence[str] = (),
+        federated_weights: Sequence[str] = (),
     ) -> None:
         """``needs_series=False``: a workflow of per-run steps only (an import) may run without
         input series. ``project_params`` name parameters holding projects the run stores into
@@ -228,7 +229,9 @@ class Workflow:
         addresses handed to the tasks (``TaskContext.node``). ``permission``: what creating,
         retrying and rerunning a run needs on its project (``manage`` for deleting data).
         ``federated_outputs`` name the artifacts (file names) that may leave a site when the
-        workflow runs as a federated job; nothing else is ever uploaded."""
+        workflow runs as a federated job; nothing else is ever uploaded. ``federated_weights``
+        name those of them that are model weights (torch state-dict files): they may leave
+        although they are tensors, and only as state dicts (``kaapana.federation.outputs``)."""
         self.name = check_name("name", name)
         if not isinstance(version, str) or not version.strip() or len(version) > 64:
             raise InvalidInput(f"'version' must be a string of 1-64 characters, got {version!r}")
@@ -273,6 +276,12 @@ class Workflow:
                     f"'federated_outputs' must be artifact file names, got {output!r}"
                 )
         self.federated_outputs = tuple(federated_outputs)
+        if isinstance(federated_weights, str):
+            federated_weights = (federated_weights,)
+        stray = [name for name in federated_weights if name not in self.federated_outputs]
+        if stray:
+            raise InvalidInput(f"'federated_weights' {stray} are not among 'federated_outputs'")
+        self.federated_weights = tuple(federated_weights)
 
     @cached_property
     def order(self) -> list[str]:
@@ -299,6 +308,8 @@ class Workflow:
         if self.federated_outputs:
             # What may leave a site is part of what its data owner approves.
             document["federated_outputs"] = sorted(self.federated_outputs)
+        if self.federated_weights:
+            document["federated_weights"] = sorted(self.federated_weights)
         encoded = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(encoded.encode()).hexdigest()
 

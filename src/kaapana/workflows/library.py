@@ -72,6 +72,8 @@ BUILTIN_MODULES = (
     "curation",
     "ml",
     "federated",
+    "federated_radiomics",
+    "federated_training",
 )
 """Modules of ``kaapana.workflows.builtin`` with the operator workflows (``WORKFLOWS``)."""
 

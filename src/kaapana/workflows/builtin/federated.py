@@ -1,6 +1,6 @@
-"""The local workflows of the built-in federated plans (run at each participant)."""
+"""The local workflows of the built-in federated plans without extra libraries (run at each
+participant); federated-radiomics and federated-training have modules of their own."""
 
-from kaapana.federation.radiomics import RADIOMICS_WORKFLOW
 from kaapana.federation.statistics import STATISTICS_WORKFLOW
 
-WORKFLOWS = [RADIOMICS_WORKFLOW, STATISTICS_WORKFLOW]
+WORKFLOWS = [STATISTICS_WORKFLOW]

@@ -42,7 +42,10 @@ PREDICT_STEP = "predict-segmentation"
 def run_prepare_volumes(ctx: TaskContext) -> None:
     """This series as voxels: an image series' volume, or a SEG's frames of the labels to
     learn; pairing waits for the training step, which sees every series."""
-    parameters = TrainSegmentationParameters.model_validate(ctx.params)
+    prepare_volumes(ctx, TrainSegmentationParameters.model_validate(ctx.params))
+
+
+def prepare_volumes(ctx: TaskContext, parameters: TrainSegmentationParameters) -> None:
     export_series(
         series_datasets(ctx),
         ctx.output_dir,
