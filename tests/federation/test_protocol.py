@@ -313,12 +313,15 @@ def test_the_orchestrators_certificate_is_verified_or_pinned(
 
 
 def test_pooled_radiomics_equal_the_radiomics_of_the_union() -> None:
-    from kaapana.workflows.builtin.federated_radiomics import seg_cases
+    from kaapana.federation.radiomics import cases_of
+    from kaapana.operators.radiomics import segment_features
+    from kaapana.workflows.builtin.federated_radiomics import PARAMETERS
 
     cases = []
     for index in range(3):
         ct = ct_series(rows=32, columns=32, slices=SLICES, seed=index, patient_id=f"R{index}")
-        cases.append(seg_cases(ct, ct_segmentation(ct, seed=index)))
+        features = segment_features(ct, ct_segmentation(ct, seed=index), PARAMETERS)
+        cases.append(cases_of(features))
     union = summarize(case for site in cases for case in site)
     pooled = pool_radiomics([summarize(cases[0] + cases[1]), summarize(cases[2])])
     assert set(union["labels"]) == {"body", "bones", "liver", "lungs"}

@@ -3,11 +3,8 @@ segment over the image series the SEG references, summarised into ``radiomics.js
 ``radiomics`` extra, as the radiomics workflow)."""
 
 import json
-from collections.abc import Sequence
 
-from pydicom import Dataset
-
-from kaapana.federation.radiomics import RADIOMICS_NAME, WORKFLOW_NAME, Case, cases_of, summarize
+from kaapana.federation.radiomics import RADIOMICS_NAME, WORKFLOW_NAME, cases_of, summarize
 from kaapana.operators.radiomics import (
     FEATURES_JSON,
     FeatureClassValues,
@@ -26,11 +23,6 @@ PARAMETERS = RadiomicsParameters(
     feature_classes=[FeatureClassValues.shape, FeatureClassValues.firstorder]
 )
 """Only the classes whose features are summarised (``BIN_WIDTHS``)."""
-
-
-def seg_cases(image: Sequence[Dataset], seg: Dataset) -> list[Case]:
-    """The summarised features of each segment of ``seg`` over its image series."""
-    return cases_of(segment_features(image, seg, PARAMETERS))
 
 
 def run_segment_features(ctx: TaskContext) -> None:
