@@ -145,7 +145,7 @@ def test_a_federated_run_starts_from_the_workflow_form(tab: Watched, site: Site)
     expect(page.locator("#fed-error")).to_have_text("")  # checked again while typing
     screenshot(page, "federated-form")
     page.get_by_role("button", name="Start run").click()
-    page.wait_for_url("**/sites#federated-runs")
+    page.wait_for_url("**/sites/runs/*")
     (run,) = site.platform.federation.runs.list()
     assert (run.plan, run.dataset, run.sites, run.site_timeout) == (
         WORKFLOW,
@@ -153,4 +153,38 @@ def test_a_federated_run_starts_from_the_workflow_form(tab: Watched, site: Site)
         ["hospital-b"],
         600.0,
     )
+    expect(page.locator("h1")).to_have_text(f"Federated run #{run.id}: {WORKFLOW}")
+    expect(page.locator(".facts")).to_contain_text(
+        "hospital-b (at least 1 per round, 600.0 s each)"
+    )
+    screenshot(page, "federated-run")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator(".facts .state")).to_have_text("canceled")
+    assert site.platform.federation.runs.get(run.id).state == "canceled"
+    page.get_by_role("link", name="Sites").first.click()
     expect(page.locator(f"tr[data-run='{run.id}']")).to_contain_text("hospital-b")
+
+
+def test_an_administrator_enrols_and_removes_a_participant(tab: Watched, site: Site) -> None:
+    page = tab.page
+    page.goto("/login?next=/sites")
+    log_in(page, "admin", ADMIN_PASSWORD)
+    expect(page.locator("#orchestrator-form")).to_have_count(0)  # it polls "central" already
+    form = page.locator("#participant-form")
+    form.get_by_label("Participant site").fill("hospital-d")
+    form.get_by_role("button", name="Enrol participant").click()
+    expect(page.locator("#enrolment")).to_be_visible()
+    expect(page.locator("#enrolled-site")).to_have_text("hospital-d")
+    secret = page.locator("#enrolment-secret").text_content()
+    sites = site.platform.federation.sites
+    assert secret and sites.get("hospital-d").role.value == "participant"
+    page.get_by_role("link", name="Done").click()
+    row = page.locator("tr[data-peer=hospital-d]")
+    expect(row).to_contain_text("participant")
+    expect(page.locator("#enrolment-secret")).to_have_count(1)
+    expect(page.locator("#enrolment")).to_be_hidden()  # shown once, not again
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Remove").click()
+    expect(row).to_have_count(0)
+    assert "hospital-d" not in [s.name for s in sites.list()]

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from kaapana.api import create_app
 from kaapana.config import Settings
 from kaapana.platform import Platform
+from kaapana.web.pages.sites import result_charts
 from tests.web.conftest import ADMIN_PASSWORD, HOSTILE_NAME, login, populate
 from tests.web.federation_state import PENDING, WORKFLOW, federate
 
@@ -104,3 +105,60 @@ def test_the_orchestrator_side_counts_each_participants_jobs(
     assert ">pending_approval</span> 2" in peers["central"]
     assert f'data-cancel-run="{run.id}"' in text
     assert "0 of 1" in text and 'hospital-b <span class="muted">(at least 1)' in text
+
+
+def test_a_federated_runs_page_shows_its_rounds_jobs_and_artifact(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(admin_password=ADMIN_PASSWORD)
+    with Platform(settings) as platform:
+        populate(platform)
+        federate(platform)
+        runs = platform.federation.runs
+        run = runs.start(WORKFLOW, dataset="cohort", actor="admin", sites=["hospital-b"])
+        runs.advance()
+        (job,) = runs.get(run.id).jobs
+        training = runs.start(
+            "federated-training", dataset="cohort", actor="admin", sites=["hospital-b"]
+        )
+        artifact = runs.global_artifact(training.id)  # round 0: the seeded network
+        assert artifact
+        with TestClient(create_app(settings, platform=platform)) as client:
+            assert client.get(f"/sites/runs/{run.id}", follow_redirects=False).status_code == 303
+            login(client, "sci_a")
+            assert client.get(f"/sites/runs/{run.id}").status_code == 403
+            assert client.get(f"/api/v1/federation/runs/{run.id}/artifact").status_code == 403
+            login(client, "admin", ADMIN_PASSWORD)
+            text = client.get(f"/sites/runs/{run.id}").text
+            assert f"Federated run #{run.id}: {WORKFLOW}" in text
+            assert f'<tr data-job="{job.job_id}">' in text and "hospital-b" in text
+            assert f'data-request-logs="{job.job_id}"' in text
+            assert f'data-cancel-run="{run.id}"' in text
+            assert "No round has been aggregated yet." in text
+            training_page = client.get(f"/sites/runs/{training.id}").text
+            assert 'href="/api/v1/federation/runs/' in training_page and "model.pt" in training_page
+            assert f'<a href="/sites/runs/{run.id}">#{run.id}</a>' in client.get("/sites").text
+            assert client.get("/sites/runs/999").status_code == 404
+
+            listed = client.get(f"/api/v1/federation/runs/{training.id}/artifact").json()
+            assert listed == [{"name": n, "size": len(d)} for n, d in sorted(artifact.items())]
+            missing = client.get(f"/api/v1/federation/runs/{training.id}/artifact/nothing.bin")
+            assert missing.status_code == 404 and "nothing.bin" in missing.json()["detail"]
+            for name, data in artifact.items():
+                answer = client.get(f"/api/v1/federation/runs/{training.id}/artifact/{name}")
+                assert answer.content == data
+                assert answer.headers["content-disposition"].startswith("attachment;")
+
+
+def test_a_training_result_is_drawn_as_curves_over_rounds() -> None:
+    rounds = [
+        {"round": r, "cases": {"a": 3}, "local_loss": loss, "local_validation_dice": {"lung": d}}
+        for r, loss, d in ((1, 0.9, 0.2), (2, 0.5, 0.7), (3, 0.3, 0.8))
+    ]
+    charts = result_charts({"model_bytes": 10, "rounds": rounds})
+    assert len(charts) == 2
+    dice, loss = (str(c) for c in charts)
+    assert "Validation Dice" in dice and "lung" in dice and dice.count("<polyline") == 1
+    assert "loss" in loss and loss.startswith("<svg")
+    assert result_charts({"modality": {"CT": 4}}) == []
+    assert result_charts(None) == []

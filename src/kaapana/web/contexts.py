@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+from markupsafe import Markup
+
 from kaapana.api.routes.system import SystemStatus
 from kaapana.archive.browse import StudySummary
 from kaapana.archive.counts import ArchiveCounts
@@ -354,6 +356,7 @@ class SitesPage(Page):
     title = "Sites"
     site_name: str
     polling: bool
+    orchestrator: str | None  # the one this site polls, if any: a second cannot be registered
     peers: list[PeerRow]
     pending: list[PendingJob]
     jobs: list[SiteJobView]  # received, newest first
@@ -365,6 +368,21 @@ class SitesPage(Page):
     datasets: list[DatasetInfo]  # of every project, not exposed yet
     runs: list[FederatedRunView]  # started here as orchestrator, newest first
     default_max_output_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class FederatedRunPage(Page):
+    """One federated run at its orchestrator: rounds, each site's jobs, the pooled result."""
+
+    template = "federated_run.html"
+    module = "federated_run"
+    title = "Federated run"
+    run: FederatedRunView
+    artifact: list[tuple[str, int]]  # the global artifact's files: name, size
+    charts: list[Markup]  # SVG drawn here from the result, markup escaped by the chart code
+
+    def client_data(self) -> dict[str, Any]:
+        return {"run": self.run.id}
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,12 +3,13 @@ received jobs (participant), and federated runs (orchestrator)."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from kaapana.api.deps import AdminPrincipal, PlatformDep, client_address
+from kaapana.api.routes.datasets import attachment
 from kaapana.auth.principal import Principal
-from kaapana.errors import InvalidInput
+from kaapana.errors import InvalidInput, NotFound
 from kaapana.federation.coordinator import FederatedRunView
 from kaapana.federation.participant import SiteJobView
 from kaapana.federation.policies import ExposureView, PolicyView
@@ -341,6 +342,51 @@ def create_run(
 @router.get("/runs/{run_id}", operation_id="get_federated_run")
 def get_run(run_id: RunId, platform: PlatformDep, _admin: AdminPrincipal) -> FederatedRunView:
     return platform.federation.runs.get(run_id)
+
+
+class ArtifactFile(BaseModel):
+    name: str
+    size: int
+
+
+@router.get("/runs/{run_id}/artifact", operation_id="list_federated_run_artifact")
+def list_global_artifact(
+    run_id: RunId, platform: PlatformDep, _admin: AdminPrincipal
+) -> list[ArtifactFile]:
+    """The files of the run's current global artifact (after its last aggregated round)."""
+    files = platform.federation.runs.global_artifact(run_id)
+    return [ArtifactFile(name=name, size=len(data)) for name, data in sorted(files.items())]
+
+
+@router.get(
+    "/runs/{run_id}/artifact/{name}",
+    operation_id="get_federated_run_artifact_file",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def get_global_artifact_file(
+    run_id: RunId,
+    name: Annotated[str, Path(max_length=255)],
+    request: Request,
+    platform: PlatformDep,
+    principal: AdminPrincipal,
+) -> Response:
+    files = platform.federation.runs.global_artifact(run_id)
+    if name not in files:
+        raise NotFound(f"federated run {run_id} has no file {name!r} in its global artifact")
+    _audit(
+        platform,
+        request,
+        principal,
+        "federation.run.download",
+        f"federated-run:{run_id}",
+        {"file": name},
+    )
+    return Response(
+        files[name],
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": attachment(name)},
+    )
 
 
 @router.post("/runs/{run_id}/cancel", operation_id="cancel_federated_run")

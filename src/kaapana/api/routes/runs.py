@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from kaapana.api.deps import CurrentPrincipal, PlatformDep, client_address
+from kaapana.api.routes.datasets import attachment
 from kaapana.auth.principal import Principal
 from kaapana.auth.roles import PermissionValues
 from kaapana.platform import Platform
@@ -220,13 +221,12 @@ def download_artifact(
             while chunk := stream.read(_CHUNK):
                 yield chunk
 
-    filename = name.rsplit("/", 1)[-1].replace('"', "")
     return StreamingResponse(
         chunks(),
         media_type="application/json" if name.endswith(".json") else "application/octet-stream",
         headers={
             "Content-Length": str(view.size),
-            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Disposition": attachment(name.rsplit("/", 1)[-1]),
             "ETag": f'"{view.sha256}"',
         },
     )

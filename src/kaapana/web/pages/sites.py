@@ -5,15 +5,19 @@ editing the policies go through ``/api/v1/federation`` from the page's ES module
 has exactly the rights, checks and audit of the REST API.
 """
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from markupsafe import Markup
 from starlette.responses import Response
 
 from kaapana.api.deps import PlatformDep
-from kaapana.errors import NotFound
-from kaapana.federation.states import FINAL_JOB_STATES, JobStateValues
+from kaapana.errors import KaapanaError, NotFound
+from kaapana.federation.states import FINAL_JOB_STATES, JobStateValues, PeerRoleValues
+from kaapana.operators.charts import line_chart
 from kaapana.platform import Platform
-from kaapana.web.contexts import PeerRow, PendingJob, PolicyRow, SitesPage
-from kaapana.web.deps import AdminPagePrincipal, RendererDep, layout_for
+from kaapana.web.contexts import FederatedRunPage, PeerRow, PendingJob, PolicyRow, SitesPage
+from kaapana.web.deps import AdminPagePrincipal, PageError, RendererDep, layout_for
 
 router = APIRouter(include_in_schema=False)
 RECENT_JOBS = 50
@@ -65,6 +69,7 @@ def sites(platform: PlatformDep, principal: AdminPagePrincipal, renderer: Render
         layout=layout_for(platform, principal, section="sites"),
         site_name=federation.site_name,
         polling=federation.polling,
+        orchestrator=next((s.name for s in peers if s.role is PeerRoleValues.orchestrator), None),
         peers=[PeerRow(site=s, jobs=counts.get(s.name, {})) for s in peers],
         pending=pending_jobs(platform),
         jobs=federation.jobs.list(limit=RECENT_JOBS),
@@ -76,5 +81,62 @@ def sites(platform: PlatformDep, principal: AdminPagePrincipal, renderer: Render
         datasets=datasets,
         runs=federation.runs.list(limit=RECENT_RUNS),
         default_max_output_bytes=platform.settings.federation_max_output_bytes,
+    )
+    return renderer.response(page)
+
+
+def result_charts(result: dict[str, Any] | None) -> list[Markup]:
+    """A training run's rounds as curves (validation Dice per label, local loss); the results of
+    other plans are tables of numbers, which the page shows as they are."""
+    rounds = (result or {}).get("rounds")
+    if not isinstance(rounds, list):
+        return []
+    dice: dict[str, list[float]] = {}
+    loss: list[float] = []
+    for entry in rounds:
+        for label, value in entry.get("local_validation_dice", {}).items():
+            dice.setdefault(label, []).append(float(value))
+        if "local_loss" in entry:
+            loss.append(float(entry["local_loss"]))
+    charts = []
+    if dice:
+        charts.append(
+            line_chart(
+                dice,
+                title="Validation Dice at the sites (case-weighted mean)",
+                x_label="round",
+                y_label="Dice",
+            )
+        )
+    if loss:
+        charts.append(
+            line_chart(
+                {"loss": loss},
+                title="Local training loss (case-weighted mean)",
+                x_label="round",
+                y_label="loss",
+            )
+        )
+    return [Markup(chart) for chart in charts]
+
+
+@router.get("/sites/runs/{run_id}")
+def federated_run(
+    run_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    platform: PlatformDep,
+    principal: AdminPagePrincipal,
+    renderer: RendererDep,
+) -> Response:
+    runs = platform.federation.runs
+    try:
+        run = runs.get(run_id)
+    except KaapanaError as exc:
+        raise PageError(exc.status, str(exc)) from exc
+    files = runs.global_artifact(run_id)
+    page = FederatedRunPage(
+        layout=layout_for(platform, principal, section="sites"),
+        run=run,
+        artifact=[(name, len(data)) for name, data in sorted(files.items())],
+        charts=result_charts(run.result),
     )
     return renderer.response(page)

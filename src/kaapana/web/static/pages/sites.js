@@ -1,4 +1,4 @@
-// The sites page: decide pending federated jobs, cancel jobs and runs, edit the data owner's
+// The sites page: enrol peers, decide pending federated jobs, cancel jobs and runs, edit the data owner's
 // policies. Every change goes through /api/v1/federation; the page then reloads what it shows.
 import { api, attempt } from "../api.js";
 import { formValues, onAction, onSubmit } from "../dom.js";
@@ -72,3 +72,25 @@ if (exposeForm) {
 onAction("unexpose", (name) => {
   if (window.confirm(`Stop offering ${name} to federated jobs?`)) change("DELETE", `${base}/datasets/${part(name)}`);
 });
+
+onAction("remove-peer", (name) => {
+  if (window.confirm(`Remove ${name}? Its token stops working at once.`)) change("DELETE", `${base}/sites/${part(name)}`);
+});
+
+// A new participant's enrolment secret is shown once, here, instead of reloading the page.
+const participantForm = document.getElementById("participant-form");
+if (participantForm) {
+  onSubmit(participantForm, async (values) => {
+    const created = await attempt(() => api("POST", `${base}/sites`, { name: values.name, role: "participant" }));
+    if (created === undefined) return;
+    document.getElementById("enrolled-site").textContent = created.site.name;
+    document.getElementById("enrolment-secret").textContent = created.secret;
+    document.getElementById("enrolment").hidden = false;
+    participantForm.reset();
+  });
+}
+
+const orchestratorForm = document.getElementById("orchestrator-form");
+if (orchestratorForm) {
+  onSubmit(orchestratorForm, (values) => change("POST", `${base}/sites`, { ...values, role: "orchestrator", pinned_sha256: values.pinned_sha256 ?? "" }));
+}

@@ -107,8 +107,8 @@ async function submitFederated(fields) {
   const params = fields.values();
   if (!run || !params) return;
   try {
-    await api("POST", "/api/v1/federation/runs", { ...run, params });
-    window.location.assign("/sites#federated-runs");
+    const started = await api("POST", "/api/v1/federation/runs", { ...run, params });
+    window.location.assign(`/sites/runs/${started.id}`);
   } catch (error) {
     if (error instanceof ApiError) document.getElementById("fed-error").textContent = error.message;
     showMessage(error.message);
