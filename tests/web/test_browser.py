@@ -18,11 +18,13 @@ from pynetdicom import AE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from kaapana.api import create_app
+from kaapana.archive.events import SeriesQuietMonitor
 from kaapana.auth.roles import RoleValues
 from kaapana.config import Settings
 from kaapana.platform import Platform
+from kaapana.testing import ct_series
 from kaapana.web.security import CONTENT_SECURITY_POLICY
-from tests.helpers import free_port
+from tests.helpers import free_port, part10
 from tests.web.conftest import (
     ADMIN_PASSWORD,
     HOSTILE_DESCRIPTION,
@@ -365,3 +367,43 @@ def test_a_workflow_runs_from_its_form_to_its_manifest(
         page.get_by_role("link", name="Runs", exact=True).click()
         expect(page.locator("#run-rows")).to_contain_text("succeeded")
         expect(page.locator("#run-rows")).to_contain_text("2/2")
+
+
+def test_segment_ct_runs_from_its_form_and_its_seg_overlays_the_ct(
+    browser: Browser, workflow_site: Site
+) -> None:
+    platform = workflow_site.platform
+    target = platform.archive.target("A")
+    ct = ct_series(patient_id="PSEG", rows=32, columns=32, slices=12, pixel_spacing=8.0, seed=5)
+    for ds in ct:
+        platform.archive.store_bytes(part10(ds), target)
+    ct_uid = str(ct[0].SeriesInstanceUID)
+    with watched_tab(browser, workflow_site.url) as tab:
+        page = tab.page
+        page.goto("/login?next=/p/A/workflows/segment-ct")
+        log_in(page, "sci_a", PASSWORD)
+        page.get_by_label("Series Instance UIDs", exact=True).check()
+        page.get_by_label("Series Instance UIDs, one a line").fill(ct_uid)
+        page.get_by_role("button", name="Start run").click()
+        page.wait_for_url(re.compile(r"/p/A/runs/\d+$"))
+        expect(page.locator("#run-state")).to_have_text("succeeded", timeout=180_000)
+        expect(page.locator("#task-rows tr")).to_have_count(1)
+        run_id = int(page.url.rsplit("/", 1)[1])
+        (seg,) = platform.workflows.manifest(run_id)["outputs"]["dicom"]
+        # The SEG's reference is recorded once the SEG series has arrived (gone quiet): the
+        # monitor that `kaapana serve` polls announces it.
+        monitor = SeriesQuietMonitor(platform.engine, platform.events, quiet_seconds=0.1)
+        page.goto(f"/p/A/series/{ct_uid}")
+        legend = page.locator("#legend")
+        for _ in range(60):
+            if legend.count():
+                break
+            monitor.poll()
+            page.wait_for_timeout(500)
+            page.reload()
+        for label in ("body", "lungs", "bones"):
+            expect(legend).to_contain_text(label)
+        page.get_by_role("link", name=re.compile(r"^SEG · ")).click()
+        expect(page.locator("#metadata-search")).to_be_visible()
+        page.locator("#metadata-search").fill("SOPInstanceUID")
+        expect(page.locator(".metadata-table")).to_contain_text(seg["sop_instance_uid"])
