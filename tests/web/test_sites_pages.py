@@ -86,7 +86,7 @@ def _peer_row(text: str, name: str) -> str:
     return found.group(0)
 
 
-def test_the_orchestrator_side_counts_each_participants_jobs(
+def test_the_orchestrator_side_counts_jobs_and_shows_each_federated_run(
     make_settings: Callable[..., Settings],
 ) -> None:
     settings = make_settings(admin_password=ADMIN_PASSWORD)
@@ -96,27 +96,6 @@ def test_the_orchestrator_side_counts_each_participants_jobs(
         runs = platform.federation.runs
         run = runs.start(WORKFLOW, dataset="cohort", actor="admin", sites=["hospital-b"])
         runs.advance()  # the coordinator's pass: round 1 is dispatched to hospital-b
-        with TestClient(create_app(settings, platform=platform)) as client:
-            login(client, "admin", ADMIN_PASSWORD)
-            text = client.get("/sites").text
-    peers = {name: _peer_row(text, name) for name in ("central", "hospital-b", "hospital-c")}
-    assert ">queued</span> 1" in peers["hospital-b"]
-    assert "<td>none</td>" in peers["hospital-c"]
-    assert ">pending_approval</span> 2" in peers["central"]
-    assert f'data-cancel-run="{run.id}"' in text
-    assert "0 of 1" in text and 'hospital-b <span class="muted">(at least 1)' in text
-
-
-def test_a_federated_runs_page_shows_its_rounds_jobs_and_artifact(
-    make_settings: Callable[..., Settings],
-) -> None:
-    settings = make_settings(admin_password=ADMIN_PASSWORD)
-    with Platform(settings) as platform:
-        populate(platform)
-        federate(platform)
-        runs = platform.federation.runs
-        run = runs.start(WORKFLOW, dataset="cohort", actor="admin", sites=["hospital-b"])
-        runs.advance()
         (job,) = runs.get(run.id).jobs
         training = runs.start(
             "federated-training", dataset="cohort", actor="admin", sites=["hospital-b"]
@@ -129,25 +108,35 @@ def test_a_federated_runs_page_shows_its_rounds_jobs_and_artifact(
             assert client.get(f"/sites/runs/{run.id}").status_code == 403
             assert client.get(f"/api/v1/federation/runs/{run.id}/artifact").status_code == 403
             login(client, "admin", ADMIN_PASSWORD)
-            text = client.get(f"/sites/runs/{run.id}").text
-            assert f"Federated run #{run.id}: {WORKFLOW}" in text
-            assert f'<tr data-job="{job.job_id}">' in text and "hospital-b" in text
-            assert f'data-request-logs="{job.job_id}"' in text
-            assert f'data-cancel-run="{run.id}"' in text
-            assert "No round has been aggregated yet." in text
+            text = client.get("/sites").text
+            page = client.get(f"/sites/runs/{run.id}").text
             training_page = client.get(f"/sites/runs/{training.id}").text
-            assert 'href="/api/v1/federation/runs/' in training_page and "model.pt" in training_page
-            assert f'<a href="/sites/runs/{run.id}">#{run.id}</a>' in client.get("/sites").text
             assert client.get("/sites/runs/999").status_code == 404
+            root = f"/api/v1/federation/runs/{training.id}/artifact"
+            listed = client.get(root).json()
+            missing = client.get(f"{root}/nothing.bin")
+            downloads = {name: client.get(f"{root}/{name}") for name in artifact}
 
-            listed = client.get(f"/api/v1/federation/runs/{training.id}/artifact").json()
-            assert listed == [{"name": n, "size": len(d)} for n, d in sorted(artifact.items())]
-            missing = client.get(f"/api/v1/federation/runs/{training.id}/artifact/nothing.bin")
-            assert missing.status_code == 404 and "nothing.bin" in missing.json()["detail"]
-            for name, data in artifact.items():
-                answer = client.get(f"/api/v1/federation/runs/{training.id}/artifact/{name}")
-                assert answer.content == data
-                assert answer.headers["content-disposition"].startswith("attachment;")
+    peers = {name: _peer_row(text, name) for name in ("central", "hospital-b", "hospital-c")}
+    assert ">queued</span> 1" in peers["hospital-b"]
+    assert "<td>none</td>" in peers["hospital-c"]
+    assert ">pending_approval</span> 2" in peers["central"]
+    assert f'data-cancel-run="{run.id}"' in text
+    assert "0 of 1" in text and 'hospital-b <span class="muted">(at least 1)' in text
+    assert f'<a href="/sites/runs/{run.id}">#{run.id}</a>' in text
+
+    assert f"Federated run #{run.id}: {WORKFLOW}" in page
+    assert f'<tr data-job="{job.job_id}">' in page and "hospital-b" in page
+    assert f'data-request-logs="{job.job_id}"' in page
+    assert f'data-cancel-run="{run.id}"' in page
+    assert "No round has been aggregated yet." in page
+    assert f'href="{root}/model.pt"' in training_page
+
+    assert listed == [{"name": n, "size": len(d)} for n, d in sorted(artifact.items())]
+    assert missing.status_code == 404 and "nothing.bin" in missing.json()["detail"]
+    for name, answer in downloads.items():
+        assert answer.content == artifact[name]
+        assert answer.headers["content-disposition"].startswith("attachment;")
 
 
 def test_a_training_result_is_drawn_as_curves_over_rounds() -> None:
