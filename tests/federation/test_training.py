@@ -18,11 +18,12 @@ from kaapana.federation.training import (
     MODEL_NAME,
     PROVENANCE_NAME,
     WORKFLOW_NAME,
-    FederatedAveraging,
 )
 from kaapana.operators.training_data import export_series, pair_cases
 from kaapana.platform import Platform
-from tests.federation.cohort import TINY_TRAINING, load_dataset, lung_case, write_patient
+from kaapana.testing import ct_series
+from tests.federation.cohort import TINY_TRAINING, lung_case
+from tests.helpers import part10
 
 
 def test_weights_leave_only_as_declared_state_dicts() -> None:
@@ -91,8 +92,13 @@ def test_fedprox_keeps_the_local_model_near_the_global_one(tmp_path: Path) -> No
 def test_a_pushed_model_is_taken_only_with_a_delivered_training_job(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
+    import torch
+
     with Platform(make_settings(site_name="site-a")) as site:
-        load_dataset(site, write_patient(tmp_path, "P1", seed=1), dataset="lungs")
+        admin = site.archive.projects.get("admin")
+        ct = ct_series(rows=16, columns=16, slices=1)[0]
+        site.archive.store_bytes(part10(ct), site.archive.target("admin", "lungs"), source="test")
+        site.archive.flush()
         site.federation.policies.expose(project="admin", dataset="lungs")
         site.federation.policies.allow(WORKFLOW_NAME, approval="automatic", actor="owner")
         workflow = site.workflows.registry.get(WORKFLOW_NAME)
@@ -108,7 +114,12 @@ def test_a_pushed_model_is_taken_only_with_a_delivered_training_job(
             "has_input": True,
         }
         site.federation.jobs.receive(offer, orchestrator="central")
-        model = FederatedAveraging().initial(TINY_TRAINING)[MODEL_NAME]
+        buffer = io.BytesIO()
+        segments = [{"label": "lungs"}]
+        torch.save(
+            {"format": "x", "config": {"segments": segments}, "state": {"w": torch.ones(2)}}, buffer
+        )
+        model = buffer.getvalue()
 
         def pushed(data: bytes = model, sha256: str = "", run: int = 7) -> dict[str, bytes]:
             provenance = {
@@ -146,9 +157,10 @@ def test_a_pushed_model_is_taken_only_with_a_delivered_training_job(
             "job": "j1",
         }
         assert models.register("j1", pushed(), orchestrator="central").version == 1
-        admin = site.archive.projects.get("admin").id
-        resolved = site.models.resolve(admin, "federated-lungs")
-        assert resolved["sha256"] == registered.sha256 and Path(resolved["path"]).read_bytes() == model
+        resolved = site.models.resolve(admin.id, "federated-lungs")
+        assert (
+            resolved["sha256"] == registered.sha256 and Path(resolved["path"]).read_bytes() == model
+        )
         events = site.auth.audit.query(action="federation.model.receive")
         assert sorted(e.outcome for e in events) == ["failure"] * 5 + ["success"] * 2
 
