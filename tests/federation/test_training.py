@@ -13,17 +13,22 @@ import pytest
 
 from kaapana.config import Settings
 from kaapana.errors import Conflict, InvalidInput, NotFound
+from kaapana.federation.envelope import TamperedPayload, seal
+from kaapana.federation.keys import derive_keys
 from kaapana.federation.outputs import OutputRefused, check_outputs
 from kaapana.federation.training import (
     MODEL_NAME,
     PROVENANCE_NAME,
     WORKFLOW_NAME,
 )
+from kaapana.models.registry import ModelView
 from kaapana.operators.training_data import export_series, pair_cases
 from kaapana.platform import Platform
 from kaapana.testing import ct_series
 from tests.federation.cohort import TINY_TRAINING, lung_case
 from tests.helpers import part10
+
+KEY = derive_keys("kpf_" + "c" * 43).fernet_key
 
 
 def test_weights_leave_only_as_declared_state_dicts() -> None:
@@ -121,29 +126,36 @@ def test_a_pushed_model_is_taken_only_with_a_delivered_training_job(
         )
         model = buffer.getvalue()
 
-        def pushed(data: bytes = model, sha256: str = "", run: int = 7) -> dict[str, bytes]:
+        def pushed(data: bytes = model, sha256: str = "", run: int = 7) -> bytes:
             provenance = {
                 "federated_run": run,
                 "round": 2,
                 "sha256": sha256 or hashlib.sha256(data).hexdigest(),
             }
-            return {MODEL_NAME: data, PROVENANCE_NAME: json.dumps(provenance).encode()}
+            files = {MODEL_NAME: data, PROVENANCE_NAME: json.dumps(provenance).encode()}
+            return seal(KEY, job_id="j1", kind="model", files=files)
 
-        models = site.federation.pushed_models
+        def register(sealed: bytes, orchestrator: str = "central") -> ModelView:
+            return site.federation.pushed_models.register(
+                "j1", sealed, orchestrator=orchestrator, key=KEY
+            )
+
         with pytest.raises(Conflict, match="a model comes only with a delivered job"):
-            models.register("j1", pushed(), orchestrator="central")
+            register(pushed())
         site.federation.jobs.uploaded("j1", len(model))
         with pytest.raises(NotFound, match="no federated job 'j1' from 'elsewhere'"):
-            models.register("j1", pushed(), orchestrator="elsewhere")
+            register(pushed(), orchestrator="elsewhere")
+        with pytest.raises(TamperedPayload):
+            register(pushed()[:-1])
         with pytest.raises(InvalidInput, match="provenance does not match"):
-            models.register("j1", pushed(sha256="0" * 64), orchestrator="central")
+            register(pushed(sha256="0" * 64))
         with pytest.raises(InvalidInput, match="provenance does not match"):
-            models.register("j1", pushed(run=8), orchestrator="central")
+            register(pushed(run=8))
         with pytest.raises(OutputRefused, match="no torch file"):
-            models.register("j1", pushed(b"\x93NUMPY..."), orchestrator="central")
+            register(pushed(b"\x93NUMPY..."))
         assert site.models.list_models() == []
 
-        registered = models.register("j1", pushed(), orchestrator="central")
+        registered = register(pushed())
         assert (registered.name, registered.version, registered.project) == (
             "federated-lungs",
             1,
@@ -156,14 +168,14 @@ def test_a_pushed_model_is_taken_only_with_a_delivered_training_job(
             "sha256": hashlib.sha256(model).hexdigest(),
             "job": "j1",
         }
-        assert models.register("j1", pushed(), orchestrator="central").version == 1
+        assert register(pushed()).version == 1
         resolved = site.models.resolve(admin.id, "federated-lungs")
         assert (
             resolved["sha256"] == registered.sha256 and Path(resolved["path"]).read_bytes() == model
         )
         events = site.auth.audit.query(action="federation.model.receive")
-        assert sorted(e.outcome for e in events) == ["failure"] * 5 + ["success"] * 2
+        assert sorted(e.outcome for e in events) == ["failure"] * 6 + ["success"] * 2
 
         site.federation.policies.revoke(WORKFLOW_NAME)
         with pytest.raises(Conflict, match="no longer allowed"):
-            models.register("j1", pushed(), orchestrator="central")
+            register(pushed())

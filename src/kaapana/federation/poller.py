@@ -149,10 +149,9 @@ class Poller:
         """Register the final model offered with one of this site's jobs, or say why not."""
         sealed = client.model(job_id)
         try:
-            files = open_sealed(
-                client.fernet_key, sealed, job_id=job_id, kind="model", max_age=None
-            ).files
-            model = self._models.register(job_id, files, orchestrator=client.name)
+            model = self._models.register(
+                job_id, sealed, orchestrator=client.name, key=client.fernet_key
+            )
         except KaapanaError as exc:
             client.report_model(job_id, ModelPushValues.refused, exc.detail)
             return

@@ -20,6 +20,7 @@ from kaapana.db.engine import session_factory
 from kaapana.db.models import SiteJob
 from kaapana.errors import Conflict, InvalidInput, KaapanaError, NotFound
 from kaapana.federation.aggregation import Files
+from kaapana.federation.envelope import open_sealed
 from kaapana.federation.outputs import check_outputs
 from kaapana.federation.policies import Policies
 from kaapana.federation.states import JobStateValues
@@ -54,10 +55,12 @@ class PushedModels:
         self._results = results
         self._audit = audit
 
-    def register(self, job_id: str, files: Files, *, orchestrator: str) -> ModelView:
-        """Register the model offered with ``job_id``; every refusal is audited and raised."""
+    def register(self, job_id: str, sealed: bytes, *, orchestrator: str, key: bytes) -> ModelView:
+        """Open and register the model offered with ``job_id`` (sealed with the orchestrator's
+        ``key``); every refusal is audited and raised."""
         target = f"federated-job:{job_id}"
         try:
+            files = open_sealed(key, sealed, job_id=job_id, kind="model", max_age=None).files
             model, provenance = self._register(job_id, files, orchestrator=orchestrator)
         except KaapanaError as exc:
             self._audit.record(
