@@ -1,17 +1,71 @@
-"""Tiny synthetic cohorts for federation tests: CT with SEG per patient, split over sites."""
+"""Tiny synthetic cohorts for federation tests: CT with SEG per patient, split over sites;
+lung cases and a tiny U-Net for federated training."""
 
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
 import pytest
 
 from kaapana.federation.statistics import series_record, site_statistics
+from kaapana.operators.training_data import TrainingCase, export_series, pair_cases
 from kaapana.platform import Platform
 from kaapana.testing import ct_segmentation, ct_series, write_datasets
 from tests.helpers import part10
 
 SLICES = 6
+TINY_TRAINING = {
+    "model_name": "federated-lungs",
+    "labels": ["lungs"],
+    "epochs": 4,
+    "learning_rate": 0.03,
+    "channels": [4, 8, 16],
+    "num_res_units": 1,
+    "patch_size": [16, 32, 32],
+    "samples_per_case": 2,
+    "validation_fraction": 0.3,
+    "threads": 1,
+    "device": "cpu",
+}
+"""federated-training's parameters for a network that learns the synthetic lungs in seconds."""
+
+
+def lung_case(seed: int) -> tuple[list[Any], Any]:
+    """A CT series and its lungs SEG."""
+    ct = ct_series(patient_id=f"FT{seed}", rows=32, columns=32, slices=16, seed=seed)
+    return ct, ct_segmentation(ct, seed=seed, labels=("lungs",))
+
+
+def held_out(folder: Path) -> list[TrainingCase]:
+    """Two lung cases no site has, to judge a global model by."""
+    folders = []
+    for seed in (100, 101):
+        ct, seg = lung_case(seed)
+        for name, datasets in ((f"ct{seed}", ct), (f"seg{seed}", [seg])):
+            export_series(datasets, folder / name, labels=["lungs"], modality="CT")
+            folders.append(folder / name)
+    return pair_cases(folders)[0]
+
+
+def dice_of(model_file: bytes, cases: list[TrainingCase], folder: Path) -> float:
+    """The model's mean Dice over ``cases``."""
+    import torch
+
+    from kaapana.operators.train_segmentation import dice_score
+    from kaapana.operators.unet import infer_masks, load_model, normalize
+
+    path = folder / "global.pt"
+    path.write_bytes(model_file)
+    config, network = load_model(path)
+    scores = [
+        dice_score(
+            infer_masks(network, config, normalize(c.image, "CT"), device=torch.device("cpu"))[0],
+            c.masks[0],
+        )
+        for c in cases
+    ]
+    return float(np.mean(scores))
 
 
 def write_patient(folder: Path, patient_id: str, seed: int) -> list[Path]:

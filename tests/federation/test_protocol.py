@@ -84,8 +84,7 @@ def test_sealed_payloads_reject_tampering_other_jobs_and_old_ones() -> None:
         STATS_NAME: b"{}"
     }
     secret_looking = seal(KEY, job_id="job.one", kind="outputs", files={"a": b'{"patients": 7}'})
-    # Encrypted, not only signed: neither the job id nor the JSON shows ('.', '"' and ' ' are
-    # outside the base64 alphabet).
+    # Encrypted, not only signed: neither the job id nor the JSON shows.
     assert b"job.one" not in secret_looking and b'"patients"' not in secret_looking
     middle = len(sealed) // 2
     tampered = (
@@ -109,6 +108,14 @@ def test_sealed_payloads_reject_tampering_other_jobs_and_old_ones() -> None:
         open_sealed(KEY, sealed, job_id="j1", kind="logs", max_age=60)
     with pytest.raises(InvalidInput, match="at most"):
         open_sealed(KEY, sealed, job_id="j1", kind="outputs", max_age=-61)
+    # Binary on the wire: a model file travels at its size plus a few hundred bytes.
+    model = bytes(range(256)) * 400
+    wire = seal(KEY, job_id="j1", kind="outputs", files={"model.pt": model, STATS_NAME: b"{}"})
+    assert len(model) < len(wire) < len(model) + 300
+    opened = open_sealed(KEY, wire, job_id="j1", kind="outputs", max_age=60)
+    assert opened.files == {"model.pt": model, STATS_NAME: b"{}"}
+    with pytest.raises(TamperedPayload):
+        open_sealed(KEY, wire[:-1], job_id="j1", kind="outputs", max_age=60)
 
 
 def test_pooled_statistics_equal_the_statistics_of_the_union(tmp_path: Path) -> None:
@@ -193,7 +200,7 @@ def test_orchestrator_rejects_wrong_tokens_refused_outputs_replays_and_tampering
         assert replayed.status_code == 409 and replayed.json()["error"] == "replayed_payload"
         # The job has ended here: a site still working on it is told to stop.
         again = client.post(f"{base}/poll", json={"active": [job]}, headers=headers)
-        assert again.json() == {"jobs": [], "cancel": [job], "logs": []}
+        assert again.json() == {"jobs": [], "cancel": [job], "logs": [], "models": []}
         # Another site's token: the upload does not even open with that site's key.
         intruder = derive_keys(federation.sites.add_participant("site-b").secret).token
         other = client.post(url, content=good, headers={"Authorization": f"Bearer {intruder}"})
@@ -304,7 +311,12 @@ def test_the_orchestrators_certificate_is_verified_or_pinned(
 
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             poll(verify_tls=True)  # self-signed: not trusted by default
-        assert poll(verify_tls=False, pinned_sha256=pin) == {"jobs": [], "cancel": [], "logs": []}
+        assert poll(verify_tls=False, pinned_sha256=pin) == {
+            "jobs": [],
+            "cancel": [],
+            "logs": [],
+            "models": [],
+        }
         with pytest.raises(CertificateMismatch, match="not the pinned"):
             poll(verify_tls=False, pinned_sha256="0" * 64)
     finally:

@@ -1,11 +1,14 @@
 """Federation as it runs between hospitals: an orchestrator and three participants, each a
-separate ``kaapana serve`` with its own data folder, port and synthetic patients, on loopback."""
+separate ``kaapana serve`` with its own data folder, port and synthetic patients, on loopback:
+federated training with the final model pushed to the sites, then federated statistics with a
+data owner's approval, refusals, a site offline and the orchestrator restarted."""
 
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,20 +20,31 @@ from typer.testing import CliRunner
 
 from kaapana.cli import app
 from kaapana.config import Settings
+from kaapana.federation.aggregation import unpack_files
 from kaapana.federation.outputs import looks_like_dicom, looks_like_numpy
+from kaapana.federation.training import MODEL_NAME, UPDATE_NAME
 from kaapana.platform import Platform
 from tests.federation.cohort import (
+    TINY_TRAINING,
     assert_statistics_equal,
+    dice_of,
     direct_statistics,
+    held_out,
     load_dataset,
+    lung_case,
     write_patient,
 )
-from tests.helpers import free_port, wait_until
+from tests.helpers import free_port, part10, wait_until
 
 pytestmark = [pytest.mark.slow]
 PLAN = "federated-statistics"
+TRAINING = "federated-training"
 ADMIN_PASSWORD = "federation-admin-1"
 PATIENTS = {"site-a": ["PA1", "PA2"], "site-b": ["PB1"], "site-c": ["PC1"]}
+LUNG_SEEDS = {"site-a": [0, 1, 2], "site-b": [3, 4, 5], "site-c": [6, 7, 8]}
+"""Per site two training cases and one for validation."""
+ENROLLED_LATE = "site-b"
+"""Registers its orchestrator on the command line while its server runs."""
 
 
 @dataclass
@@ -105,10 +119,34 @@ def _admin_token(platform: Platform) -> str:
     return platform.auth.tokens.issue(admin, name="test", can_write=True).secret
 
 
-@pytest.fixture
-def federation(tmp_path: Path) -> Iterator[tuple[Server, dict[str, Server], dict[str, list[Path]]]]:
+Federation = tuple[Server, dict[str, Server], dict[str, list[Path]]]
+
+
+def _cli(server: Server, *args: str) -> str:
+    result = CliRunner().invoke(app, ["--data-dir", str(server.data_dir), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _polling(server: Server) -> bool:
+    return bool(server.api("GET", "/federation/site")["polling"])
+
+
+def _load_lungs(platform: Platform, seeds: list[int]) -> None:
+    target = platform.archive.target("admin", "lungs")
+    for seed in seeds:
+        ct, seg = lung_case(seed)
+        for ds in [*ct, seg]:
+            platform.archive.store_bytes(part10(ds), target, source="test")
+    platform.archive.flush()
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
     """The orchestrator and three sites, prepared (data, exposure, policies, keys) and serving;
-    site-c approves by hand."""
+    site-c approves statistics by hand; site-b registers its orchestrator on the command line
+    while it serves, and is polling it without a restart."""
+    tmp_path = tmp_path_factory.mktemp("federation")
     orchestrator_dir = tmp_path / "central" / "data"
     with Platform(_settings(orchestrator_dir, "central")) as platform:
         secrets = {
@@ -131,13 +169,17 @@ def federation(tmp_path: Path) -> Iterator[tuple[Server, dict[str, Server], dict
         ]
         with Platform(_settings(data_dir, name)) as platform:
             load_dataset(platform, files[name])
+            _load_lungs(platform, LUNG_SEEDS[name])
             platform.federation.policies.expose(project="admin", dataset="cohort")
+            platform.federation.policies.expose(project="admin", dataset="lungs")
             platform.federation.policies.allow(
                 PLAN, approval="manual" if name == "site-c" else "automatic", actor="owner"
             )
-            platform.federation.sites.add_orchestrator(
-                "central", url=orchestrator.url, secret=secrets[name]
-            )
+            platform.federation.policies.allow(TRAINING, approval="automatic", actor="owner")
+            if name != ENROLLED_LATE:
+                platform.federation.sites.add_orchestrator(
+                    "central", url=orchestrator.url, secret=secrets[name]
+                )
             sites[name] = Server(
                 name,
                 data_dir,
@@ -150,6 +192,21 @@ def federation(tmp_path: Path) -> Iterator[tuple[Server, dict[str, Server], dict
     try:
         for server in servers:
             wait_until(server.ready, 90, f"{server.name} serving")
+        late = sites[ENROLLED_LATE]
+        assert not _polling(late)
+        _cli(
+            late,
+            "sites",
+            "add",
+            "central",
+            "--role",
+            "orchestrator",
+            "--url",
+            orchestrator.url,
+            "--secret",
+            secrets[ENROLLED_LATE],
+        )
+        wait_until(lambda: _polling(late), 30, f"{late.name} polling without a restart")
         yield orchestrator, sites, files
     finally:
         for server in servers:
@@ -179,9 +236,110 @@ def _states(run: dict[str, Any], round: int = 1) -> dict[str, str]:
     return {job["site"]: job["state"] for job in run["jobs"] if job["round"] == round}
 
 
-def test_federated_statistics_across_three_serving_sites(
-    federation: tuple[Server, dict[str, Server], dict[str, list[Path]]],
+@pytest.mark.timeout(900)  # the module's servers start within it
+def test_federated_training_improves_held_out_dice_and_pushes_the_model(
+    federation: Federation, tmp_path: Path
 ) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    orchestrator, sites, _files = federation
+    rounds = 2
+    started = orchestrator.api(
+        "POST",
+        "/federation/runs",
+        json={
+            "workflow": TRAINING,
+            "dataset": "lungs",
+            "rounds": rounds,
+            "site_timeout": 300,
+            "params": {**TINY_TRAINING, "push_model": True},
+        },
+    )
+    done = _wait_run(orchestrator, started["id"], lambda r: r["state"] != "running", 600)
+    assert done["state"] == "succeeded", json.dumps(done, default=str)[-3000:]
+    result = done["result"]
+    assert [r["round"] for r in result["rounds"]] == [1, 2]
+    assert result["rounds"][0]["cases"] == {"site-a": 2, "site-b": 2, "site-c": 2}
+
+    # The global model of each round segments two cases no site has, better round by round.
+    run_dir = orchestrator.data_dir / "results" / "federation" / "runs" / str(done["id"])
+    globals_ = [unpack_files((run_dir / f"global-{r}.json").read_bytes()) for r in (1, 2)]
+    cases = held_out(tmp_path / "held-out")
+    dice = [dice_of(files[MODEL_NAME], cases, tmp_path) for files in globals_]
+    assert dice[-1] > max(dice[0], 0.5), dice
+
+    # Only each site's weights and case count travelled: no DICOM, no pixel arrays, no IDs.
+    uploads = sorted(run_dir.glob("round-*/*/*"))
+    assert {p.name for p in uploads} == {MODEL_NAME, UPDATE_NAME} and len(uploads) == 12
+    for path in uploads:
+        data = path.read_bytes()
+        assert not looks_like_dicom(data) and not looks_like_numpy(path.name, data)
+        assert b"FT" not in data or path.name == MODEL_NAME
+    model_bytes = result["model_bytes"]
+    received = [sum(j["received_bytes"] for j in done["jobs"] if j["round"] == r) for r in (1, 2)]
+    figures = {"held_out_dice": dice, "received_bytes": received, "model_bytes": model_bytes}
+    print(json.dumps(figures))
+    # Sealed binary: the three models, their case counts and a few hundred bytes of envelope.
+    assert all(3 * model_bytes < r < 3 * 1.05 * model_bytes for r in received), figures
+
+    # Registered at the orchestrator, then pushed to every site, which registered it.
+    assert result["model"] == {"name": "federated-lungs", "version": 1, "project": "admin"}
+    (central,) = orchestrator.api("GET", "/models")
+    assert central["metrics"]["federated_run"] == done["id"] and central["run_id"] is None
+    pushed = _wait_run(
+        orchestrator,
+        done["id"],
+        lambda r: all(j["model_push"] == "registered" for j in r["jobs"] if j["round"] == 2),
+    )
+    for name, site in sites.items():
+        assert _job(pushed, name, round=2)["model_push_detail"] == (
+            "federated-lungs version 1 in project admin"
+        )
+        (model,) = json.loads(_cli(site, "models", "list", "--json"))
+        assert (model["name"], model["project"], model["modality"]) == (
+            "federated-lungs",
+            "admin",
+            "CT",
+        )
+        assert model["sha256"] == central["sha256"] and model["labels"] == central["labels"]
+        assert model["metrics"] == {
+            "federated_run": done["id"],
+            "orchestrator": "central",
+            "round": rounds,
+            "sha256": central["sha256"],
+            "job": _job(pushed, name, round=2)["job_id"],
+        }
+        (received,) = site.api("GET", "/audit", params={"action": "federation.model.receive"})
+        assert received["outcome"] == "success"
+    sent = orchestrator.api("GET", "/audit", params={"action": "federation.model.send"})
+    assert len(sent) == 3
+
+    # predict-segmentation at a site applies the pushed model.
+    ct, _seg = lung_case(LUNG_SEEDS["site-a"][0])
+    predicted = sites["site-a"].api(
+        "POST",
+        "/runs",
+        json={
+            "workflow": "predict-segmentation",
+            "project": "admin",
+            "series": [ct[0].SeriesInstanceUID],
+            "params": {"model": "federated-lungs"},
+        },
+    )
+    seen: dict[str, Any] = {}
+
+    def predicted_done() -> bool:
+        seen.update(sites["site-a"].api("GET", f"/runs/{predicted['id']}"))
+        return seen["state"] not in ("queued", "running")
+
+    began = time.monotonic()
+    wait_until(predicted_done, 120, "predict-segmentation at site-a")
+    assert seen["state"] == "succeeded", seen
+    print(json.dumps({"predict_seconds": round(time.monotonic() - began, 1)}))
+
+
+def test_federated_statistics_across_three_serving_sites(federation: Federation) -> None:
     orchestrator, sites, files = federation
     started = orchestrator.api(
         "POST", "/federation/runs", json={"workflow": PLAN, "dataset": "cohort"}
@@ -246,8 +404,8 @@ def test_federated_statistics_across_three_serving_sites(
     upload_events = orchestrator.api(
         "GET", "/audit", params={"action": "federation.upload.receive"}
     )
-    assert {e["target"] for e in upload_events} == {
-        f"federated-job:{j['job_id']}" for j in done["jobs"]
+    assert {f"federated-job:{j['job_id']}" for j in done["jobs"]} <= {
+        e["target"] for e in upload_events
     }
     executed = sites["site-a"].api("GET", "/audit", params={"action": "federation.job.execute"})
     assert executed[0]["target"] == f"federated-job:{_job(done, 'site-a')['job_id']}"
@@ -318,6 +476,11 @@ def test_federated_statistics_across_three_serving_sites(
         (r, s) for r in (1, 2) for s in ("site-a", "site-b", "site-c")
     ]
     assert third["result"]["round"] == 2
+
+    # The orchestrator removed on site-a's command line: its running server stops polling.
+    assert _polling(sites["site-a"])
+    _cli(sites["site-a"], "sites", "remove", "central")
+    wait_until(lambda: not _polling(sites["site-a"]), 30, "site-a no longer polling")
 
 
 def _job(run: dict[str, Any], site: str, round: int = 1) -> dict[str, Any]:

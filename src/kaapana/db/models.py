@@ -566,6 +566,9 @@ class FederatedJob(Base):
     logs_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     logs: Mapped[str] = mapped_column(Text, default="")
     received_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The final model pushed to the site with this job ("" none, offered, registered, refused).
+    model_push: Mapped[str] = mapped_column(String(24), default="", server_default="")
+    model_push_detail: Mapped[str] = mapped_column(String(1024), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -59,6 +59,9 @@ class FederatedPlan:
     """Called with the run's id, parameters and final global artifact after the last round,
     before the run is marked done (so it runs again after a crash: it must be idempotent); what
     it returns joins the run's result (a registered model, say)."""
+    pushes_model: Callable[[Mapping[str, Any]], bool] | None = None
+    """Whether, by the run's parameters, ``finish``'s registered model is offered to the sites
+    that delivered the last round (they fetch it with their next poll)."""
 
 
 class Plans:

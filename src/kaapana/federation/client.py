@@ -95,6 +95,14 @@ class OrchestratorClient:
     def input(self, job_id: str) -> bytes:
         return self._check(self._http.get(f"/jobs/{job_id}/input")).content
 
+    def model(self, job_id: str) -> bytes:
+        return self._check(self._http.get(f"/jobs/{job_id}/model")).content
+
+    def report_model(self, job_id: str, state: str, detail: str = "") -> None:
+        self._check(
+            self._http.post(f"/jobs/{job_id}/model", json={"state": state, "detail": detail})
+        )
+
     def upload(self, job_id: str, sealed: bytes) -> None:
         self._check(
             self._http.post(

@@ -24,7 +24,12 @@ from kaapana.errors import Conflict, InvalidInput, NotFound
 from kaapana.federation.aggregation import Plans, pack_files, unpack_files
 from kaapana.federation.hub import Hub
 from kaapana.federation.sites import Sites
-from kaapana.federation.states import FINAL_JOB_STATES, FederatedRunStateValues, JobStateValues
+from kaapana.federation.states import (
+    FINAL_JOB_STATES,
+    FederatedRunStateValues,
+    JobStateValues,
+    ModelPushValues,
+)
 from kaapana.storage import ObjectStore
 from kaapana.workflows.registry import Registry
 
@@ -40,6 +45,9 @@ class FederatedJobView:
     detail: str
     outputs: list[str]
     received_bytes: int
+    model_push: str
+    """The final model pushed with this job: "" (none), offered, registered or refused."""
+    model_push_detail: str
     created_at: datetime
     finished_at: datetime | None
     logs: str
@@ -239,6 +247,8 @@ class FederatedRuns:
                         detail=j.detail,
                         outputs=sorted(j.outputs),
                         received_bytes=j.received_bytes,
+                        model_push=j.model_push,
+                        model_push_detail=j.model_push_detail,
                         created_at=j.created_at,
                         finished_at=j.finished_at,
                         logs=j.logs,
@@ -389,12 +399,23 @@ class FederatedRuns:
             if round >= run.rounds:
                 run.state = FederatedRunStateValues.succeeded
                 run.finished_at = utcnow()
+                if chosen.pushes_model is not None and chosen.pushes_model(params):
+                    pushed = session.scalars(
+                        select(FederatedJob).where(
+                            FederatedJob.run_pk == run_pk,
+                            FederatedJob.round == round,
+                            FederatedJob.site.in_(sorted(delivered)),
+                        )
+                    )
+                    for job in pushed:
+                        job.model_push = ModelPushValues.offered
         self._audit.record(
             "federation.round.aggregate",
             actor="federation",
             target=f"federated-run:{run_pk}",
             detail={"round": round, "sites": sorted(delivered), "missing": missing},
         )
+        self._hub.notify()
         self._wake.set()
 
     def _fail(self, run_pk: int, error: str) -> None:

@@ -5,6 +5,8 @@ out. A poll waits up to the asked number of seconds and answers as soon as a job
 is waiting (long polling), so a job is delivered within a round trip of its creation.
 """
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -23,7 +25,14 @@ from kaapana.federation.aggregation import unpack_files
 from kaapana.federation.envelope import open_sealed, seal
 from kaapana.federation.outputs import check_outputs
 from kaapana.federation.sites import Sites
-from kaapana.federation.states import FINAL_JOB_STATES, REPORTABLE_JOB_STATES, JobStateValues
+from kaapana.federation.states import (
+    FINAL_JOB_STATES,
+    MODEL_PUSH_ANSWERS,
+    REPORTABLE_JOB_STATES,
+    JobStateValues,
+    ModelPushValues,
+)
+from kaapana.federation.training import MODEL_NAME, PROVENANCE_NAME, final_model_key
 from kaapana.storage import ObjectStore
 from kaapana.workflows.registry import Registry
 
@@ -43,6 +52,8 @@ class PollAnswer:
     jobs: list[dict[str, Any]]
     cancel: list[str]
     logs: list[str]
+    models: list[str]
+    """Jobs with which the site is offered the run's final model."""
 
 
 def output_key(run_pk: int, round: int, site: str, name: str) -> str:
@@ -53,6 +64,7 @@ class Hub:
     def __init__(
         self,
         *,
+        site_name: str,
         engine: Engine,
         sites: Sites,
         results: ObjectStore,
@@ -61,6 +73,7 @@ class Hub:
         max_output_bytes: int,
         max_upload_age: float,
     ) -> None:
+        self._site_name = site_name
         self._engine = engine
         self._sessions = session_factory(engine)
         self._sites = sites
@@ -79,15 +92,15 @@ class Hub:
     # -- poll -----------------------------------------------------------------------------
 
     def poll(self, site: str, *, active: list[str], wait: float) -> PollAnswer:
-        """The site's new jobs, which of its ``active`` jobs to cancel and which jobs to send
-        logs of; waits up to ``wait`` seconds for any of them."""
+        """The site's new jobs, which of its ``active`` jobs to cancel, which jobs to send
+        logs of and which bring it a final model; waits up to ``wait`` seconds for any."""
         if not 0 <= wait <= MAX_WAIT_SECONDS:
             raise InvalidInput(f"'wait' must be 0-{MAX_WAIT_SECONDS:g} seconds, got {wait}")
         deadline = time.monotonic() + wait
         while True:
             answer = self._take(site, active)
             remaining = deadline - time.monotonic()
-            if answer.jobs or answer.cancel or answer.logs or remaining <= 0:
+            if answer.jobs or answer.cancel or answer.logs or answer.models or remaining <= 0:
                 return answer
             with self._changed:
                 # Woken by jobs made in this process; the timeout covers other processes.
@@ -130,10 +143,18 @@ class Hub:
                     )
                 )
             )
+            models = list(
+                session.scalars(
+                    select(FederatedJob.id).where(
+                        FederatedJob.site == site,
+                        FederatedJob.model_push == ModelPushValues.offered,
+                    )
+                )
+            )
         jobs: list[dict[str, Any]] = []
         if waiting is not None:
             jobs = self._deliver(site, now, stale)
-        return PollAnswer(jobs=jobs, cancel=cancel, logs=logs)
+        return PollAnswer(jobs=jobs, cancel=cancel, logs=logs, models=models)
 
     def _deliver(self, site: str, now: Any, stale: Any) -> list[dict[str, Any]]:
         offers = []
@@ -235,6 +256,57 @@ class Hub:
             detail={"files": sorted(files)},
         )
         return seal(self._sites.participant_key(site), job_id=job_id, kind="input", files=files)
+
+    def model(self, site: str, job_id: str) -> bytes:
+        """The final model offered with the job, and its provenance, sealed for the site."""
+        with self._sessions() as session:
+            job = self._job(session, site, job_id)
+            if job.model_push != ModelPushValues.offered:
+                raise Conflict(f"federated job {job_id} offers no model")
+            run = session.get(FederatedRun, job.run_pk)
+            assert run is not None  # the foreign key cascades
+            run_pk, round, rounds = run.id, job.round, run.rounds
+            registered = dict((run.result or {}).get("model") or {})
+        data = self._results.get(final_model_key(run_pk))
+        sha256 = hashlib.sha256(data).hexdigest()
+        provenance = {
+            "federated_run": run_pk,
+            "orchestrator": self._site_name,
+            "round": round,
+            "rounds": rounds,
+            "sha256": sha256,
+            "model": registered,
+        }
+        self._audit.record(
+            "federation.model.send",
+            actor=f"site:{site}",
+            target=f"federated-job:{job_id}",
+            detail={"federated_run": run_pk, "sha256": sha256, "bytes": len(data)},
+        )
+        files = {MODEL_NAME: data, PROVENANCE_NAME: json.dumps(provenance).encode()}
+        return seal(self._sites.participant_key(site), job_id=job_id, kind="model", files=files)
+
+    def model_report(self, site: str, job_id: str, *, state: str, detail: str = "") -> None:
+        """What the site did with the offered model: registered it, or refused it (why)."""
+        try:
+            answer = ModelPushValues(state)
+        except ValueError as exc:
+            raise InvalidInput(f"'state' must be registered or refused, got {state!r}") from exc
+        if answer not in MODEL_PUSH_ANSWERS:
+            raise InvalidInput(f"'state' must be registered or refused, got {state!r}")
+        with write_transaction(self._engine) as session:
+            job = self._job(session, site, job_id, lock=True)
+            if not job.model_push:
+                raise Conflict(f"federated job {job_id} offers no model")
+            job.model_push = answer
+            job.model_push_detail = detail[:1024]
+        self._audit.record(
+            "federation.model.status",
+            actor=f"site:{site}",
+            target=f"federated-job:{job_id}",
+            outcome="success" if answer is ModelPushValues.registered else "failure",
+            detail={"state": answer.value, "detail": detail[:512]},
+        )
 
     def receive_outputs(self, site: str, job_id: str, body: bytes, *, address: str) -> int:
         """Open, check and keep a site's outputs; every refusal is audited and raised."""

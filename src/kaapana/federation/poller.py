@@ -17,8 +17,9 @@ from kaapana.federation.client import OrchestratorClient, OrchestratorError
 from kaapana.federation.envelope import open_sealed, seal
 from kaapana.federation.participant import SiteJobs
 from kaapana.federation.policies import Policies
+from kaapana.federation.pushed_models import PushedModels
 from kaapana.federation.sites import Sites
-from kaapana.federation.states import REPORTABLE_JOB_STATES, JobStateValues
+from kaapana.federation.states import REPORTABLE_JOB_STATES, JobStateValues, ModelPushValues
 
 log = logging.getLogger(__name__)
 ACTIVE_WAIT_SECONDS = 0.5
@@ -32,16 +33,20 @@ class Poller:
         sites: Sites,
         policies: Policies,
         jobs: SiteJobs,
+        models: PushedModels,
         poll_seconds: float,
     ) -> None:
         self._site_name = site_name
         self._sites = sites
         self._policies = policies
         self._jobs = jobs
+        self._models = models
         self._poll_seconds = poll_seconds
         self._stop = threading.Event()
+        self._peers_changed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="federation-poller", daemon=True)
         self._client: OrchestratorClient | None = None
+        self._peer: tuple[object, ...] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -50,38 +55,68 @@ class Poller:
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def connected(self) -> bool:
+        """Whether the last pass found an orchestrator to poll."""
+        return self._client is not None
+
+    def peers_changed(self) -> None:
+        """An orchestrator was registered or removed in this process: look now, not after the
+        pause (another process's change is seen on the next pass)."""
+        self._peers_changed.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._peers_changed.set()
         if self._thread.is_alive():
             self._thread.join(self._poll_seconds + 35)
+        self._disconnect()
+
+    def _disconnect(self) -> None:
         if self._client is not None:
             self._client.close()
+        self._client = self._peer = None
 
     def _connect(self) -> OrchestratorClient | None:
+        """The client of the orchestrator registered now: the peers table and the secret are
+        read on every pass, so one added, removed or re-enrolled by ``kaapana sites`` (another
+        process) is polled, dropped or re-keyed without a restart."""
         orchestrator = self._sites.orchestrator()
         if orchestrator is None:
+            self._disconnect()
             return None
-        if self._client is None or self._client.name != orchestrator.name:
-            if self._client is not None:
-                self._client.close()
-            secret = self._sites.orchestrator_secret(orchestrator.name)
+        secret = self._sites.orchestrator_secret(orchestrator.name)
+        peer = (
+            orchestrator.name,
+            orchestrator.url,
+            orchestrator.verify_tls,
+            orchestrator.pinned_sha256,
+            secret,
+        )
+        if self._client is None or self._peer != peer:
+            self._disconnect()
             self._client = OrchestratorClient(orchestrator, secret, timeout=self._poll_seconds + 30)
+            self._peer = peer
         return self._client
+
+    def _pause(self) -> None:
+        self._peers_changed.wait(self._poll_seconds)
+        self._peers_changed.clear()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 client = self._connect()
                 if client is None:
-                    self._stop.wait(self._poll_seconds)
+                    self._pause()
                     continue
                 self.step(client)
             except (httpx.HTTPError, KaapanaError, OSError) as exc:
                 log.warning("federation: %s", exc)
-                self._stop.wait(self._poll_seconds)
+                self._pause()
             except Exception:  # the thread must outlive any one bad pass
                 log.exception("federation poller pass failed")
-                self._stop.wait(self._poll_seconds)
+                self._pause()
 
     def step(self, client: OrchestratorClient) -> None:
         """One pass: local work first, then one (long) poll and what it brought."""
@@ -105,8 +140,26 @@ class Poller:
             client.upload_logs(
                 job_id, seal(client.fernet_key, job_id=job_id, kind="logs", files={"log.txt": logs})
             )
+        for job_id in answer.get("models", []):
+            self._take_model(client, job_id)
         if answer.get("jobs") or answer.get("cancel"):
             self._work(client)
+
+    def _take_model(self, client: OrchestratorClient, job_id: str) -> None:
+        """Register the final model offered with one of this site's jobs, or say why not."""
+        sealed = client.model(job_id)
+        try:
+            model = self._models.register(
+                job_id, sealed, orchestrator=client.name, key=client.fernet_key
+            )
+        except KaapanaError as exc:
+            client.report_model(job_id, ModelPushValues.refused, exc.detail)
+            return
+        client.report_model(
+            job_id,
+            ModelPushValues.registered,
+            f"{model.name} version {model.version} in project {model.project}",
+        )
 
     def _work(self, client: OrchestratorClient) -> bool:
         """Move every local job on; True if something changed that the next poll should not

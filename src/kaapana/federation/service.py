@@ -1,6 +1,6 @@
 """``Federation``: the services of one site, orchestrator and participant alike, and the
-background threads ``kaapana serve`` runs (the coordinator; the poller once an orchestrator is
-registered)."""
+background threads ``kaapana serve`` runs (the coordinator; the poller, which polls whichever
+orchestrator is registered, if any)."""
 
 import threading
 
@@ -17,6 +17,7 @@ from kaapana.federation.keys import federation_secrets_dir
 from kaapana.federation.participant import SiteJobs
 from kaapana.federation.policies import Policies
 from kaapana.federation.poller import Poller
+from kaapana.federation.pushed_models import PushedModels
 from kaapana.federation.radiomics import RADIOMICS_PLAN
 from kaapana.federation.sites import Sites
 from kaapana.federation.statistics import STATISTICS_PLAN
@@ -54,6 +55,7 @@ class Federation:
         self.plans.add(RADIOMICS_PLAN)
         self.plans.add(training_plan(models=models, projects=projects, results=results))
         self.hub = Hub(
+            site_name=self.site_name,
             engine=engine,
             sites=self.sites,
             results=results,
@@ -78,43 +80,41 @@ class Federation:
             audit=audit,
             inputs_dir=settings.resolved_work_dir / "federation",
         )
+        self.pushed_models = PushedModels(
+            engine=engine, policies=self.policies, models=models, results=results, audit=audit
+        )
         self._lock = threading.Lock()
-        self._serving = False
         self._coordinator: Coordinator | None = None
         self._poller: Poller | None = None
 
     def serve(self) -> None:
         """Start the background threads (``kaapana serve``)."""
         with self._lock:
-            self._serving = True
             if self._coordinator is None:
                 self._coordinator = Coordinator(self.runs)
                 self._coordinator.start()
-        self.ensure_poller()
+            if self._poller is None:
+                self._poller = Poller(
+                    site_name=self.site_name,
+                    sites=self.sites,
+                    policies=self.policies,
+                    jobs=self.jobs,
+                    models=self.pushed_models,
+                    poll_seconds=self.settings.federation_poll_seconds,
+                )
+                self._poller.start()
 
-    def ensure_poller(self) -> None:
-        """Start polling once an orchestrator is registered (in a serving process)."""
-        with self._lock:
-            if not self._serving or self._poller is not None:
-                return
-            if self.sites.orchestrator() is None:
-                return
-            self._poller = Poller(
-                site_name=self.site_name,
-                sites=self.sites,
-                policies=self.policies,
-                jobs=self.jobs,
-                poll_seconds=self.settings.federation_poll_seconds,
-            )
-            self._poller.start()
+    def peers_changed(self) -> None:
+        """An orchestrator was added or removed here: the poller looks at once."""
+        if self._poller is not None:
+            self._poller.peers_changed()
 
     @property
     def polling(self) -> bool:
-        return self._poller is not None and self._poller.running
+        return self._poller is not None and self._poller.running and self._poller.connected
 
     def close(self) -> None:
         with self._lock:
-            self._serving = False
             coordinator, poller = self._coordinator, self._poller
             self._coordinator = self._poller = None
         if poller is not None:

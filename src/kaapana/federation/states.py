@@ -60,6 +60,18 @@ REPORTABLE_JOB_STATES = frozenset(
 """What a participant may report as a job's state (``succeeded`` comes only with an upload)."""
 
 
+class ModelPushValues(StrEnum):
+    """Where the final model pushed to a site with its last job is."""
+
+    offered = "offered"  # the site fetches it with its next poll
+    registered = "registered"  # in the site's model registry
+    refused = "refused"  # the site did not take it (the reason is in the detail)
+
+
+MODEL_PUSH_ANSWERS = frozenset({ModelPushValues.registered, ModelPushValues.refused})
+"""What a participant reports of a pushed model."""
+
+
 class FederatedRunStateValues(StrEnum):
     running = "running"
     succeeded = "succeeded"
@@ -69,9 +81,11 @@ class FederatedRunStateValues(StrEnum):
 
 __all__ = [
     "FINAL_JOB_STATES",
+    "MODEL_PUSH_ANSWERS",
     "REPORTABLE_JOB_STATES",
     "ApprovalValues",
     "FederatedRunStateValues",
     "JobStateValues",
+    "ModelPushValues",
     "PeerRoleValues",
 ]

@@ -4,7 +4,8 @@ Every round each site trains ``epochs`` local epochs from the broadcast global w
 with the proximal term ``proximal_mu``) and uploads only its model file and its number of
 training cases; the orchestrator averages the weights, weighted by those numbers (FedAvg), into
 the next global model. After the last round the global model is registered in the
-orchestrator's model registry, where predict-segmentation applies it like a locally trained one.
+orchestrator's model registry, where predict-segmentation applies it like a locally trained one;
+with ``push_model`` every site that delivered the last round fetches it and registers it too.
 
 torch is imported inside the methods: the orchestrator lists its plans without the ``ml`` extra.
 """
@@ -27,9 +28,20 @@ MODEL_NAME: Final = "model.pt"
 UPDATE_NAME: Final = "update.json"
 """A site's number of training cases (the FedAvg weight) and its local validation figures."""
 HISTORY_NAME: Final = "training.json"
+PROVENANCE_NAME: Final = "provenance.json"
+"""Sent with a pushed model: the federated run, the orchestrator, the round and the sha256."""
 
 
-def _load(data: bytes, what: str) -> dict[str, Any]:
+def final_model_key(run_pk: int) -> str:
+    """Where the orchestrator keeps a federated run's registered final model."""
+    return f"federation/runs/{run_pk}/{MODEL_NAME}"
+
+
+def pushes_model(params: Mapping[str, Any]) -> bool:
+    return FederatedTrainingParameters.model_validate(dict(params)).push_model
+
+
+def load_model_file(data: bytes, what: str) -> dict[str, Any]:
     import torch
 
     try:
@@ -88,11 +100,11 @@ class FederatedAveraging:
     ) -> Files:
         import torch
 
-        reference = _load(current[MODEL_NAME], "the global model")
+        reference = load_model_file(current[MODEL_NAME], "the global model")
         shapes = {name: tuple(t.shape) for name, t in reference["state"].items()}
         models, cases, updates = {}, {}, {}
         for site, files in sorted(outputs.items()):
-            model = _load(files[MODEL_NAME], f"the model of site {site!r}")
+            model = load_model_file(files[MODEL_NAME], f"the model of site {site!r}")
             got = {name: tuple(t.shape) for name, t in model["state"].items()}
             if got != shapes:
                 raise InvalidInput(
@@ -166,9 +178,9 @@ class ModelRegistration:
             if m.name == name and m.metrics.get("federated_run") == run_pk
         ]
         if not registered:
-            key = f"federation/runs/{run_pk}/{MODEL_NAME}"
+            key = final_model_key(run_pk)
             self._results.put(key, current[MODEL_NAME])
-            model = _load(current[MODEL_NAME], "the global model")
+            model = load_model_file(current[MODEL_NAME], "the global model")
             history = json.loads(current[HISTORY_NAME])["rounds"]
             registered = [
                 self._models.register(
@@ -202,18 +214,23 @@ def training_plan(
         aggregator=FederatedAveraging(),
         description="The train-segmentation U-Net trained at every site from the global "
         "weights, averaged by training cases (FedAvg; FedProx with proximal_mu > 0); the final "
-        "model registered at the orchestrator.",
+        "model registered at the orchestrator (with push_model, at every site too).",
         default_rounds=5,
         finish=ModelRegistration(models=models, projects=projects, results=results),
+        pushes_model=pushes_model,
     )
 
 
 __all__ = [
     "HISTORY_NAME",
     "MODEL_NAME",
+    "PROVENANCE_NAME",
     "UPDATE_NAME",
     "WORKFLOW_NAME",
     "FederatedAveraging",
     "ModelRegistration",
+    "final_model_key",
+    "load_model_file",
+    "pushes_model",
     "training_plan",
 ]

@@ -93,6 +93,11 @@ class FederatedTrainingParameters(TrainSegmentationParameters):
         le=100.0,
         description="FedProx's proximal term weight mu; 0: plain FedAvg.",
     )
+    push_model: bool = Field(
+        default=False,
+        description="After the last round, offer the final model to every site that delivered "
+        "it, which registers it in its own model registry.",
+    )
     federated_input: str = Field(
         default="",
         max_length=4096,

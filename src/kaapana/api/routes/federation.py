@@ -105,7 +105,7 @@ def create_site(
             pinned_sha256=body.pinned_sha256,
         )
         created = SiteCreated(site=site)
-        platform.federation.ensure_poller()
+        platform.federation.peers_changed()
     _audit(
         platform,
         request,
@@ -127,6 +127,7 @@ def delete_site(
     name: Name, request: Request, platform: PlatformDep, principal: AdminPrincipal
 ) -> None:
     platform.federation.sites.remove(name)
+    platform.federation.peers_changed()
     _audit(platform, request, principal, "federation.site.remove", f"site:{name}")
 
 

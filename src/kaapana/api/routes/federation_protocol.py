@@ -50,6 +50,7 @@ class PollResponse(BaseModel):
     jobs: list[dict[str, Any]]
     cancel: list[str]
     logs: list[str]
+    models: list[str]
 
 
 def _names_and_counts(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -62,12 +63,14 @@ def _names_and_counts(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def poll(
     site: PeerSite, platform: PlatformDep, body: Annotated[PollRequest, Body()]
 ) -> PollResponse:
-    """New jobs for the site (waits up to ``wait`` seconds for one), and which of its active
-    jobs to cancel or send logs of."""
+    """New jobs for the site (waits up to ``wait`` seconds for one), which of its active jobs
+    to cancel or send logs of, and which jobs bring it a final model."""
     federation = platform.federation
     federation.sites.report_datasets(site, _names_and_counts(body.datasets))
     answer = federation.hub.poll(site, active=body.active, wait=body.wait)
-    return PollResponse(jobs=answer.jobs, cancel=answer.cancel, logs=answer.logs)
+    return PollResponse(
+        jobs=answer.jobs, cancel=answer.cancel, logs=answer.logs, models=answer.models
+    )
 
 
 class StatusReport(BaseModel):
@@ -92,6 +95,20 @@ def job_input(job_id: JobId, site: PeerSite, platform: PlatformDep) -> Response:
     return Response(platform.federation.hub.input(site, job_id), media_type=_SEALED)
 
 
+@router.get("/jobs/{job_id}/model", operation_id="federation_job_model")
+def job_model(job_id: JobId, site: PeerSite, platform: PlatformDep) -> Response:
+    """The run's final model offered with the job, sealed, with its provenance."""
+    return Response(platform.federation.hub.model(site, job_id), media_type=_SEALED)
+
+
+@router.post("/jobs/{job_id}/model", operation_id="federation_report_model", status_code=204)
+def report_model(
+    job_id: JobId, site: PeerSite, platform: PlatformDep, body: Annotated[StatusReport, Body()]
+) -> None:
+    """``registered`` or ``refused`` (with the reason) for the offered model."""
+    platform.federation.hub.model_report(site, job_id, state=body.state, detail=body.detail)
+
+
 async def _sealed_body(request: Request, limit: int) -> bytes:
     body = bytearray()
     async for chunk in request.stream():
@@ -102,8 +119,8 @@ async def _sealed_body(request: Request, limit: int) -> bytes:
 
 
 def _upload_limit(platform: Any) -> int:
-    # Base64 inside Fernet's base64: about 1.8 times the plain outputs, plus the envelope.
-    return int(platform.settings.federation_max_output_bytes * 2) + 65536
+    # A binary Fernet token: the plain outputs, the envelope's header, padding and MAC.
+    return int(platform.settings.federation_max_output_bytes) + 65536
 
 
 class UploadAnswer(BaseModel):
