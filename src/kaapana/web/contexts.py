@@ -39,6 +39,7 @@ class Layout:
     project: str | None
     projects: list[ProjectLink]
     section: str  # the current place in the navigation: "home", "studies", "admin/users", ...
+    ohif: bool = False  # whether the OHIF Viewer is installed: pages then link studies to it
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,75 @@
+"""The OHIF Viewer at ``/ohif/``, when ``kaapana viewer install-ohif`` has put it in the data dir.
+
+Every file needs a login session like any page. ``app-config.js`` is made per request for the
+signed-in user; any other path that is not a file of the release is one of OHIF's own routes
+(``/ohif/viewer/<project>?StudyInstanceUIDs=...``) and gets its ``index.html``.
+"""
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from starlette.responses import FileResponse, Response
+
+from kaapana.api.deps import PlatformDep
+from kaapana.dicomweb.context import public_root
+from kaapana.ohif.app_config import app_config, app_config_script
+from kaapana.ohif.install import OhifRelease, installed
+from kaapana.platform import Platform
+from kaapana.web.deps import PageError, PagePrincipal, projects_first_to_open
+from kaapana.web.security import OHIF_CONTENT_SECURITY_POLICY
+
+router = APIRouter(prefix="/ohif", include_in_schema=False)
+NOT_INSTALLED = (
+    "The OHIF Viewer is not installed on this server. An administrator installs it with "
+    "`kaapana viewer install-ohif` (it is fetched from the npm registry into the data folder)."
+)
+# Where an asset is missing, an HTML page would only confuse the browser; routes have no suffix.
+_ASSET_SUFFIXES = frozenset(
+    {".js", ".mjs", ".css", ".wasm", ".json", ".map", ".png", ".svg", ".ico", ".woff", ".woff2"}
+)
+_MEDIA_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm"}
+_HEADERS = {"Content-Security-Policy": OHIF_CONTENT_SECURITY_POLICY, "Cache-Control": "no-cache"}
+
+
+def ohif_release(platform: Platform) -> OhifRelease | None:
+    return installed(platform.settings.resolved_ohif_dir)
+
+
+def study_url(project: str, study_instance_uid: str) -> str:
+    """OHIF's viewer on one study, through the project's DICOMweb data source."""
+    return f"/ohif/viewer/{project}?StudyInstanceUIDs={study_instance_uid}"
+
+
+@router.get("/app-config.js")
+def config_script(request: Request, platform: PlatformDep, principal: PagePrincipal) -> Response:
+    _release_of(platform)
+    names = [p.name for p in projects_first_to_open(platform, principal)]
+    config = app_config(names, public_root=public_root(request, platform), default=None)
+    return Response(
+        app_config_script(config),
+        media_type="text/javascript",
+        headers={**_HEADERS, "Cache-Control": "no-store"},
+    )
+
+
+@router.get("")
+@router.get("/{path:path}")
+def ohif_file(platform: PlatformDep, _principal: PagePrincipal, path: str = "") -> Response:
+    release = _release_of(platform)
+    dist = release.dist.resolve()
+    file = (dist / path).resolve()
+    if path and file.is_relative_to(dist) and file.is_file():
+        return FileResponse(file, media_type=_MEDIA_TYPES.get(file.suffix), headers=_HEADERS)
+    if Path(path).suffix.lower() in _ASSET_SUFFIXES:
+        raise PageError(404, f"OHIF {release.version} has no file {path[:200]!r}")
+    return FileResponse(dist / "index.html", media_type="text/html", headers=_HEADERS)
+
+
+def _release_of(platform: Platform) -> OhifRelease:
+    release = ohif_release(platform)
+    if release is None:
+        raise PageError(404, NOT_INSTALLED)
+    return release
+
+
+__all__ = ["ohif_release", "router", "study_url"]
