@@ -150,6 +150,9 @@ def test_ohif_is_served_under_its_own_csp_for_signed_in_users(site: OhifSite) ->
     assert client.get(f"/ohif/{wasm}").headers["content-type"] == "application/wasm"
     assert client.get("/ohif/no-such-chunk.js").status_code == 404
     assert client.get("/ohif/..%2F..%2Finstall.json").status_code == 404  # not out of dist
+    assert client.get("/ohif/a%00b").status_code == 404
+    assert client.get("/ohif/assets/no-such-icon.png").status_code == 404
+    assert client.get("/ohif/viewer/A.v2.json").status_code == 200  # a route, not an asset
 
     body = served_config(client)
     roots = {s["sourceName"]: s["configuration"]["qidoRoot"] for s in body["dataSources"]}

@@ -8,11 +8,12 @@ so the browser sends the login session cookie with them: no credential is writte
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from kaapana.ohif.mount import MOUNT
 
 
-def data_source(name: str, root: str) -> dict[str, object]:
+def data_source(name: str, root: str) -> dict[str, Any]:
     return {
         "namespace": "@ohif/extension-default.dataSourcesModule.dicomweb",
         "sourceName": name,
@@ -37,8 +38,8 @@ def data_source(name: str, root: str) -> dict[str, object]:
     }
 
 
-def app_config(projects: Sequence[str], *, public_root: str, default: str | None) -> dict:
-    """``public_root`` ends with ``/``; ``default`` is the project the study list opens with."""
+def app_config(projects: Sequence[str], *, public_root: str) -> dict[str, Any]:
+    """``public_root`` ends with ``/``; the study list opens with the first project."""
     sources = [data_source(name, f"{public_root}dicomweb/projects/{name}") for name in projects]
     return {
         "routerBasename": MOUNT.rstrip("/"),
@@ -53,12 +54,12 @@ def app_config(projects: Sequence[str], *, public_root: str, default: str | None
         "strictZSpacingForVolumeViewport": True,
         "investigationalUseDialog": {"option": "never"},
         "maxNumRequests": {"interaction": 100, "thumbnail": 5, "prefetch": 25},
-        "defaultDataSourceName": default or (projects[0] if projects else None),
+        "defaultDataSourceName": projects[0] if projects else None,
         "dataSources": sources,
     }
 
 
-def app_config_script(config: dict) -> str:
+def app_config_script(config: dict[str, Any]) -> str:
     """JSON is a JavaScript expression; ``ensure_ascii`` and escaped ``<`` keep it inert."""
     text = json.dumps(config, ensure_ascii=True, indent=2).replace("<", "\\u003c")
     return f"window.config = {text};\n"

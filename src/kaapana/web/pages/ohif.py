@@ -5,8 +5,6 @@ signed-in user; any other path that is not a file of the release is one of OHIF'
 (``/ohif/viewer/<project>?StudyInstanceUIDs=...``) and gets its ``index.html``.
 """
 
-from pathlib import Path
-
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
@@ -23,7 +21,8 @@ NOT_INSTALLED = (
     "The OHIF Viewer is not installed on this server. An administrator installs it with "
     "`kaapana viewer install-ohif` (it is fetched from the npm registry into the data folder)."
 )
-# Where an asset is missing, an HTML page would only confuse the browser; routes have no suffix.
+# A missing asset where OHIF keeps its files is a 404: its index.html would only confuse the
+# browser. OHIF's routes (``viewer/<project>``) lie outside its folders, dots or not.
 _ASSET_SUFFIXES = frozenset(
     {".js", ".mjs", ".css", ".wasm", ".json", ".map", ".png", ".svg", ".ico", ".woff", ".woff2"}
 )
@@ -31,20 +30,11 @@ _MEDIA_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "a
 _HEADERS = {"Content-Security-Policy": OHIF_CONTENT_SECURITY_POLICY, "Cache-Control": "no-cache"}
 
 
-def ohif_release(platform: Platform) -> OhifRelease | None:
-    return installed(platform.settings.resolved_ohif_dir)
-
-
-def study_url(project: str, study_instance_uid: str) -> str:
-    """OHIF's viewer on one study, through the project's DICOMweb data source."""
-    return f"/ohif/viewer/{project}?StudyInstanceUIDs={study_instance_uid}"
-
-
 @router.get("/app-config.js")
 def config_script(request: Request, platform: PlatformDep, principal: PagePrincipal) -> Response:
     _release_of(platform)
     names = [p.name for p in projects_first_to_open(platform, principal)]
-    config = app_config(names, public_root=public_root(request, platform), default=None)
+    config = app_config(names, public_root=public_root(request, platform))
     return Response(
         app_config_script(config),
         media_type="text/javascript",
@@ -57,19 +47,22 @@ def config_script(request: Request, platform: PlatformDep, principal: PagePrinci
 def ohif_file(platform: PlatformDep, _principal: PagePrincipal, path: str = "") -> Response:
     release = _release_of(platform)
     dist = release.dist.resolve()
-    file = (dist / path).resolve()
-    if path and file.is_relative_to(dist) and file.is_file():
+    file = (dist / path).resolve() if "\0" not in path else dist.parent
+    missing = PageError(404, f"OHIF {release.version} has no file {path[:200]!r}")
+    if not file.is_relative_to(dist):
+        raise missing
+    if file != dist and file.is_file():
         return FileResponse(file, media_type=_MEDIA_TYPES.get(file.suffix), headers=_HEADERS)
-    if Path(path).suffix.lower() in _ASSET_SUFFIXES:
-        raise PageError(404, f"OHIF {release.version} has no file {path[:200]!r}")
+    if file.suffix.lower() in _ASSET_SUFFIXES and file.parent.is_dir():
+        raise missing
     return FileResponse(dist / "index.html", media_type="text/html", headers=_HEADERS)
 
 
 def _release_of(platform: Platform) -> OhifRelease:
-    release = ohif_release(platform)
+    release = installed(platform.settings.resolved_ohif_dir)
     if release is None:
         raise PageError(404, NOT_INSTALLED)
     return release
 
 
-__all__ = ["ohif_release", "router", "study_url"]
+__all__ = ["router"]
