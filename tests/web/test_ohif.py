@@ -26,7 +26,7 @@ from kaapana.archive.browse import list_studies
 from kaapana.auth.projects import scope_of
 from kaapana.cli import app as cli_app
 from kaapana.config import Settings
-from kaapana.ohif.install import DEFAULT_VERSION
+from kaapana.ohif.install import DEFAULT_VERSION, OhifInstallError, install
 from kaapana.platform import Platform
 from kaapana.web.security import CONTENT_SECURITY_POLICY, OHIF_CONTENT_SECURITY_POLICY
 from tests.helpers import wait_until
@@ -120,6 +120,15 @@ def test_a_bad_version_changes_nothing(data_dir: Path) -> None:
     assert "the npm registry has no @ohif/app@0.0.0-no-such-release" in missing.output
     malformed = viewer_cli(data_dir, "install-ohif", "--version", "latest")
     assert malformed.exit_code == 1 and "semantic version" in malformed.output
+    unreachable = runner.invoke(
+        cli_app,
+        ["--data-dir", str(data_dir), "viewer", "install-ohif", "--force"],
+        env={"npm_config_registry": "http://127.0.0.1:9/", "npm_config_fetch_retries": "0"},
+    )
+    assert unreachable.exit_code == 1
+    assert "the npm registry could not be reached for @ohif/app@3.13.2" in unreachable.output
+    with pytest.raises(OhifInstallError, match=r"npm .* was not found on PATH"):
+        install(data_dir / "ohif", force=True, npm="/nonexistent/npm")
     assert current_release(data_dir) == before
     assert sorted(p.name for p in (data_dir / "ohif").iterdir()) == sorted(["current", before])
 
