@@ -94,6 +94,7 @@ def site(data_dir: Path) -> Iterator[OhifSite]:
     settings = Settings(data_dir=data_dir, admin_password=ADMIN_PASSWORD)
     with Platform(settings) as platform:
         populate(platform)
+        platform.catalog.reindex()  # the gallery's cards
         app = create_app(settings, platform=platform)
         with TestClient(app), serving(app) as url:
             yield OhifSite(url, app, platform, data_dir)
@@ -184,7 +185,7 @@ def test_pages_link_studies_to_ohif(site: OhifSite) -> None:
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed (make test does)")
-def test_ohif_shows_the_study_list_and_the_images_from_our_dicomweb(
+def test_ohif_shows_the_study_list_and_the_gallery_opens_a_study_in_it(
     browser: Browser, site: OhifSite
 ) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=site.url)
@@ -204,7 +205,9 @@ def test_ohif_shows_the_study_list_and_the_images_from_our_dicomweb(
         queries = [r for r in dicomweb if "/dicomweb/projects/A/studies?" in r.url]
         assert queries and all(r.status == 200 for r in queries)
 
-        page.goto(f"/ohif/viewer/A?StudyInstanceUIDs={site.study_of('A')}")
+        page.goto("/p/A/gallery")
+        page.locator(".series-card").first.get_by_role("link", name="Open in OHIF").click()
+        page.wait_for_url(f"**/ohif/viewer/A?StudyInstanceUIDs={site.study_of('A')}")
         canvas = page.locator("canvas.cornerstone-canvas").first
         expect(canvas).to_be_visible(timeout=30_000)
         page.wait_for_function(

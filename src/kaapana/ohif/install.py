@@ -126,6 +126,8 @@ def install(
         name = f"{version}-{secrets.token_hex(4)}"
         release.rename(ohif_dir / name)
         _point_current(ohif_dir, name)
+    except (OSError, tarfile.TarError) as exc:  # a full disk, a damaged archive
+        raise OhifInstallError(f"installing {PACKAGE}@{version} failed: {exc}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     report("removing earlier releases")

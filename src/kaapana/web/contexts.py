@@ -245,6 +245,7 @@ class GalleryPage(Page):
             "canWrite": self.can_write,
             "canDelete": self.can_delete,
             "datasets": self.datasets,
+            "ohif": bool(self.layout and self.layout.ohif),
         }
 
 
