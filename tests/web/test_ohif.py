@@ -2,7 +2,8 @@
 
 One install per module (about 50 MB from the registry, unpacked into the module's data dir);
 the last test installs again to see the switch. The browser test runs OHIF in headless Chromium
-against uvicorn and watches it talk to the project's DICOMweb with the login session's cookie.
+against uvicorn and watches it talk to the project's DICOMweb with the login session's cookie;
+with ``KAAPANA_SCREENSHOTS=<folder>`` it saves ohif.png.
 """
 
 import io
@@ -40,7 +41,7 @@ from tests.web.conftest import (
     series_of,
     serving,
 )
-from tests.web.test_browser import CHROMIUM, log_in
+from tests.web.test_browser import CHROMIUM, log_in, screenshot
 
 pytestmark = [
     pytest.mark.browser,
@@ -222,6 +223,7 @@ def test_ohif_shows_the_study_list_and_the_gallery_opens_a_study_in_it(
         assert all(r.status == 200 for r in dicomweb)
         # the phantom's body, lungs and spine on black: a drawn slice has strong contrast
         wait_until(lambda: contrast(canvas) > 20, what="OHIF to draw the CT slice")
+        screenshot(page, "ohif")
         assert refused == []
     finally:
         context.close()
