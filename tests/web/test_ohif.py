@@ -158,7 +158,10 @@ def test_ohif_is_served_under_its_own_csp_for_signed_in_users(site: OhifSite) ->
     assert index.headers["content-security-policy"] == OHIF_CONTENT_SECURITY_POLICY
     assert 'src="/ohif/app-config.js"' in index.text
     wasm = next((site.data_dir / "ohif" / "current" / "dist").glob("*.wasm")).name
-    assert client.get(f"/ohif/{wasm}").headers["content-type"] == "application/wasm"
+    codec = client.get(f"/ohif/{wasm}")
+    assert codec.headers["content-type"] == "application/wasm"
+    again = client.get(f"/ohif/{wasm}", headers={"If-None-Match": codec.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
     assert client.get("/ohif/no-such-chunk.js").status_code == 404
     assert client.get("/ohif/..%2F..%2Finstall.json").status_code == 404  # not out of dist
     assert client.get("/ohif/a%00b").status_code == 404

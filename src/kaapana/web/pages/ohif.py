@@ -26,7 +26,12 @@ NOT_INSTALLED = (
 _ASSET_SUFFIXES = frozenset(
     {".js", ".mjs", ".css", ".wasm", ".json", ".map", ".png", ".svg", ".ico", ".woff", ".woff2"}
 )
-_MEDIA_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm"}
+_MEDIA_TYPES = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".wasm": "application/wasm",
+}
 _HEADERS = {"Content-Security-Policy": OHIF_CONTENT_SECURITY_POLICY, "Cache-Control": "no-cache"}
 
 
@@ -44,18 +49,32 @@ def config_script(request: Request, platform: PlatformDep, principal: PagePrinci
 
 @router.get("")
 @router.get("/{path:path}")
-def ohif_file(platform: PlatformDep, _principal: PagePrincipal, path: str = "") -> Response:
+def ohif_file(
+    request: Request, platform: PlatformDep, _principal: PagePrincipal, path: str = ""
+) -> Response:
     release = _release_of(platform)
     dist = release.dist.resolve()
     file = (dist / path).resolve() if "\0" not in path else dist.parent
-    missing = PageError(404, f"OHIF {release.version} has no file {path[:200]!r}")
-    if not file.is_relative_to(dist):
-        raise missing
-    if file != dist and file.is_file():
-        return FileResponse(file, media_type=_MEDIA_TYPES.get(file.suffix), headers=_HEADERS)
-    if file.suffix.lower() in _ASSET_SUFFIXES and file.parent.is_dir():
-        raise missing
-    return FileResponse(dist / "index.html", media_type="text/html", headers=_HEADERS)
+    if not file.is_relative_to(dist) or (
+        not file.is_file() and file.suffix.lower() in _ASSET_SUFFIXES and file.parent.is_dir()
+    ):
+        raise PageError(404, f"OHIF {release.version} has no file {path[:200]!r}")
+    if file == dist or not file.is_file():
+        file = dist / "index.html"
+    response = FileResponse(file, media_type=_MEDIA_TYPES.get(file.suffix), stat_result=file.stat())
+    return _revalidated(request, response)
+
+
+def _revalidated(request: Request, response: FileResponse) -> Response:
+    """Browsers ask again every time (``no-cache``); an unchanged file is a bodiless 304.
+
+    OHIF is some 30 MB of scripts: sending them in full on every visit would be most of its
+    start-up time.
+    """
+    response.headers.update(_HEADERS)
+    if request.headers.get("if-none-match") == response.headers["etag"]:
+        return Response(status_code=304, headers={**_HEADERS, "ETag": response.headers["etag"]})
+    return response
 
 
 def _release_of(platform: Platform) -> OhifRelease:
