@@ -1,9 +1,9 @@
 """OHIF fetched by ``kaapana viewer install-ohif`` from the real npm registry and served at /ohif.
 
 One install per module (about 50 MB from the registry, unpacked into the module's data dir);
-the last test installs again to see the switch. The browser test runs OHIF in headless Chromium
-against uvicorn and watches it talk to the project's DICOMweb with the login session's cookie;
-with ``KAAPANA_SCREENSHOTS=<folder>`` it saves ohif.png.
+failed installs must leave it as it is, and the last test removes it. The browser test runs
+OHIF in headless Chromium against uvicorn and watches it talk to the project's DICOMweb with
+the login session's cookie; with ``KAAPANA_SCREENSHOTS=<folder>`` it saves ohif.png.
 """
 
 import io
@@ -111,6 +111,9 @@ def test_the_install_holds_the_rewritten_dist(data_dir: Path) -> None:
     assert 'src="/ohif/app-config.js"' in index and 'href="/ohif/manifest.json"' in index
     assert not re.search(r'(?:src|href)="/(?!ohif/)', index)
     assert 'window.PUBLIC_URL="/ohif/"' in (dist / "kaapana-inline-0.js").read_text()
+    (bundle,) = dist.glob("app.bundle.*.js")
+    assert '__webpack_require__.p = "/ohif/"' in bundle.read_text()  # chunks, workers, wasm
+    assert "url(/ohif/" in (dist / "app.bundle.css").read_text()
     status = json.loads(viewer_cli(data_dir, "status", "--json").output)
     assert status["version"] == DEFAULT_VERSION and status["integrity"].startswith("sha512-")
 
