@@ -43,10 +43,7 @@ from tests.web.conftest import (
 )
 from tests.web.test_browser import CHROMIUM, log_in, screenshot
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed"),
-]
+pytestmark = pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
 browser = shared.browser
 runner = CliRunner()
 
@@ -191,6 +188,7 @@ def test_pages_link_studies_to_ohif(site: OhifSite) -> None:
     assert link in viewer.text
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed (make test does)")
 def test_ohif_shows_the_study_list_and_the_gallery_opens_a_study_in_it(
     browser: Browser, site: OhifSite
