@@ -36,9 +36,8 @@ def install_ohif(
 ) -> None:
     """Download the prebuilt OHIF Viewer with npm (about 50 MB), check it and switch to it.
 
-    Needs npm and the npm registry. The release being served stays until the new one is
-    complete, so a failure changes nothing; `kaapana serve` then serves it at /ohif. Installing
-    the version already installed does nothing (see --force).
+    Needs npm and the npm registry; a failure leaves the release being served as it was.
+    Installing the version already installed does nothing (see --force).
     """
     out = console()
     with reported_errors(), out.status(f"installing {PACKAGE}@{version}") as status:
