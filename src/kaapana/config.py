@@ -197,6 +197,11 @@ class Settings(BaseSettings):
         description="Folder of workflow plugins (`*.py`, `*.yaml`), read again on "
         "`kaapana workflows reload`; default: `plugins` in the data dir.",
     )
+    ohif_dir: Path | None = Field(
+        None,
+        description="Folder of the OHIF Viewer that `kaapana viewer install-ohif` fetches and "
+        "`kaapana serve` serves at `/ohif`; default: `ohif` in the data dir.",
+    )
     workflow_entry_points: bool = Field(
         True,
         description="Load workflows that installed packages declare in the entry point group "
@@ -294,6 +299,10 @@ class Settings(BaseSettings):
     @property
     def resolved_plugins_dir(self) -> Path:
         return (self.plugins_dir or self.data_dir / "plugins").resolve()
+
+    @property
+    def resolved_ohif_dir(self) -> Path:
+        return (self.ohif_dir or self.data_dir / "ohif").resolve()
 
     @property
     def resolved_site_name(self) -> str:

@@ -7,7 +7,18 @@ import typer
 from pydantic import ValidationError
 
 from kaapana import __version__
-from kaapana.cli import audit, catalog, data, datasets, nodes, projects, serve, tokens, users
+from kaapana.cli import (
+    audit,
+    catalog,
+    data,
+    datasets,
+    nodes,
+    projects,
+    serve,
+    tokens,
+    users,
+    viewer,
+)
 from kaapana.cli import federation as federation_commands
 from kaapana.cli import models as model_commands
 from kaapana.cli import workflows as workflow_commands
@@ -78,6 +89,7 @@ app.add_typer(catalog.catalog_app, name="catalog")
 app.add_typer(model_commands.app, name="models")
 app.add_typer(federation_commands.sites_app, name="sites")
 app.add_typer(federation_commands.app, name="federation")
+app.add_typer(viewer.app, name="viewer")
 
 
 def main() -> None:

@@ -51,6 +51,7 @@ def serve_command(
 
 
 def _announce(settings: Settings, password: str | None) -> None:
+    from kaapana.ohif.install import installed
     from kaapana.server import receiver_count
 
     out = console()
@@ -63,5 +64,8 @@ def _announce(settings: Settings, password: str | None) -> None:
         f"HTTP on {scheme}://{settings.host}:{settings.http_port}  "
         "(UI: /, DICOMweb: /dicomweb, API docs: /api/docs, health: /healthz)"
     )
+    release = installed(settings.resolved_ohif_dir)
+    if release is not None:
+        out.print(f"OHIF Viewer {release.version} at /ohif")
     announce_admin_password(password)
     out.print(f"data in {settings.data_dir.resolve()}; Ctrl-C stops")

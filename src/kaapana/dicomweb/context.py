@@ -64,7 +64,7 @@ class DicomwebContext:
         )
 
 
-def _public_root(request: Request, platform: Platform) -> str:
+def public_root(request: Request, platform: Platform) -> str:
     """The server's external URL: configured, else the request's, with the port it came in on.
 
     Some clients (dicomweb-client among them) send a Host header without the port, which would
@@ -86,7 +86,7 @@ def dicomweb_context(
 ) -> DicomwebContext:
     name = request.path_params.get("project")
     project = None
-    base = _public_root(request, platform) + "dicomweb/"
+    base = public_root(request, platform) + "dicomweb/"
     if name is not None:
         project = platform.archive.projects.find(name)
         if project is None or not principal.sees(project.id):
@@ -137,4 +137,5 @@ __all__ = [
     "absolute_bulk_data_text",
     "dicom_json_response",
     "dicomweb_context",
+    "public_root",
 ]

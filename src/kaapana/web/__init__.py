@@ -15,6 +15,7 @@ from kaapana.web.pages import (
     admin,
     catalog,
     downloads,
+    ohif,
     oidc,
     project,
     runs,
@@ -79,6 +80,7 @@ def install_web(app: FastAPI) -> None:
         upload,
         downloads,
         sites,
+        ohif,
     ):
         app.include_router(module.router)
 

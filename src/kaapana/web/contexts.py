@@ -41,6 +41,7 @@ class Layout:
     project: str | None
     projects: list[ProjectLink]
     section: str  # the current place in the navigation: "home", "studies", "admin/users", ...
+    ohif: bool = False  # whether the OHIF Viewer is installed: pages then link studies to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +247,7 @@ class GalleryPage(Page):
             "canWrite": self.can_write,
             "canDelete": self.can_delete,
             "datasets": self.datasets,
+            "ohif": bool(self.layout and self.layout.ohif),
         }
 
 

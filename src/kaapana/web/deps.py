@@ -12,9 +12,11 @@ from fastapi import Depends, Request
 from kaapana.api.deps import PlatformDep, optional_principal
 from kaapana.api.routes.projects import visible_project
 from kaapana.auth.principal import Principal
+from kaapana.auth.projects import ADMIN_PROJECT
 from kaapana.auth.roles import PermissionValues
 from kaapana.db.models import Project
 from kaapana.errors import KaapanaError, Unauthorized
+from kaapana.ohif.install import installed
 from kaapana.platform import Platform
 from kaapana.web.contexts import Layout, ProjectLink
 from kaapana.web.rendering import Renderer
@@ -90,6 +92,13 @@ def visible_projects(platform: Platform, principal: Principal) -> list[Project]:
     return [p for p in platform.archive.projects.list() if principal.sees(p.id)]
 
 
+def projects_first_to_open(platform: Platform, principal: Principal) -> list[Project]:
+    """The visible projects, ``admin`` last: it mixes every project's data."""
+    return sorted(
+        visible_projects(platform, principal), key=lambda p: (p.name == ADMIN_PROJECT, p.name)
+    )
+
+
 def layout_for(
     platform: Platform,
     principal: Principal,
@@ -109,6 +118,7 @@ def layout_for(
         project=project,
         projects=links,
         section=section,
+        ohif=installed(platform.settings.resolved_ohif_dir) is not None,
     )
 
 
@@ -120,6 +130,7 @@ __all__ = [
     "RendererDep",
     "layout_for",
     "page_project",
+    "projects_first_to_open",
     "session_principal",
     "visible_projects",
 ]

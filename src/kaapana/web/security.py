@@ -8,6 +8,14 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+# OHIF (under /ohif only) decodes compressed frames with WebAssembly in its workers and sets
+# inline styles from its UI library; it still runs no inline, eval'd or foreign script.
+OHIF_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; "
+    "form-action 'self'"
+)
 SECURITY_HEADERS = (
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -63,6 +71,7 @@ def safe_next(value: str | None, default: str = "/") -> str:
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
+    "OHIF_CONTENT_SECURITY_POLICY",
     "SECURITY_HEADERS",
     "SecurityHeaders",
     "is_ui_path",

@@ -7,14 +7,13 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from kaapana.api.deps import PlatformDep
-from kaapana.auth.projects import ADMIN_PROJECT
 from kaapana.web.contexts import LoginPage, NoProjectPage
 from kaapana.web.deps import (
     PagePrincipal,
     RendererDep,
     layout_for,
+    projects_first_to_open,
     session_principal,
-    visible_projects,
 )
 from kaapana.web.security import safe_next
 
@@ -42,10 +41,8 @@ def login_page(
 
 @router.get("/")
 def root(platform: PlatformDep, principal: PagePrincipal, renderer: RendererDep) -> Response:
-    """The user's first project (``admin`` last: it mixes every project's data)."""
-    projects = sorted(
-        visible_projects(platform, principal), key=lambda p: (p.name == ADMIN_PROJECT, p.name)
-    )
+    """The user's first project."""
+    projects = projects_first_to_open(platform, principal)
     if not projects:
         layout = layout_for(platform, principal, section="home")
         return renderer.response(NoProjectPage(layout=layout))

@@ -6,7 +6,7 @@ import { describeFilters, filtersToSearch, readFilters, toQuery } from "../catal
 import { h, pageData } from "../dom.js";
 import { initLayout } from "../layout.js";
 
-const { project, canWrite, canDelete } = pageData();
+const { project, canWrite, canDelete, ohif } = pageData();
 const PAGE_SIZE = 40;
 const SELECT_ALL_PAGE = 1000;
 const FACETS = [
@@ -181,6 +181,11 @@ function tagList(tags) {
   return h("ul", { class: "tags plain", "aria-label": "Tags" }, tags.map((t) => h("li", { class: "badge" }, t)));
 }
 
+/** The study in the OHIF Viewer, through the project's DICOMweb data source (see web.md). */
+function ohifStudyUrl(studyInstanceUid) {
+  return `/ohif/viewer/${encodeURIComponent(project)}?StudyInstanceUIDs=${encodeURIComponent(studyInstanceUid)}`;
+}
+
 function card(hit) {
   const uid = hit.series_instance_uid;
   const element = h("article", {
@@ -197,7 +202,8 @@ function card(hit) {
     h("span", { class: "description" }, hit.series_description || "(no description)"),
     h("span", { class: "badge validation" }, "…"),
     tagList(hit.tags),
-    h("a", { class: "open", href: `/p/${encodeURIComponent(project)}/series/${encodeURIComponent(uid)}` }, "Open viewer")));
+    h("a", { class: "open", href: `/p/${encodeURIComponent(project)}/series/${encodeURIComponent(uid)}` }, "Open viewer"),
+    ohif ? [h("a", { class: "open", href: ohifStudyUrl(hit.study_instance_uid) }, "Open in OHIF")] : []));
   state.cards.set(uid, { hit, element });
   validationObserver.observe(element);
   return element;
