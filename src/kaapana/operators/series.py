@@ -289,8 +289,8 @@ def build_segmentation(
     object instead of a duplicate."""
     if not specs:
         raise InvalidInput("at least one segment is needed to build a SEG")
-    # Segments last, as highdicom wants, but as a view on segment-major memory: its overlap
-    # check sums over that axis, which is several times faster over whole contiguous masks.
+    # Segments last, as highdicom wants, but as a view on segment-major memory: each segment
+    # stays contiguous for the overlap test and the frames, and the UID hash reads it in order.
     stacked = np.stack([masks[spec.label] for spec in specs])
     pixel_array = np.moveaxis(stacked, 0, -1)
     identification = hd.AlgorithmIdentificationSequence(

@@ -50,7 +50,8 @@ def run_evaluate_pair(ctx: TaskContext) -> None:
     if len(roles) == 2:
         raise InvalidInput(f"series {uid} is selected as prediction and as reference")
     if roles != {"prediction"}:
-        ctx.logger.info("series %s is %s: nothing to score on its own", uid, roles or "unselected")
+        role = "a reference" if roles else "neither a prediction nor a reference"
+        ctx.logger.info("series %s is %s: nothing to score on its own", uid, role)
         ctx.progress(1)
         return
     prediction = series_seg(ctx)
