@@ -58,7 +58,7 @@ from _common import (
     storescu_command,
     tool_versions,
 )
-from kaapana.dimse.transport import no_delay, pause_reactor
+from kaapana.dicomnet.transport import no_delay, pause_reactor
 
 SERVERS = ("kaapana", "orthanc")
 FIRST_DAY = date(2015, 1, 1)
@@ -231,7 +231,7 @@ def load_by_storescu(server: Server, files: FileSet) -> float:
 
 def _find(assoc: Association, query: Query) -> tuple[float, int]:
     """Seconds until the final response, and the number of matches; wrong answers raise."""
-    # Without this, pynetdicom's reactor can swallow a response (kaapana.dimse.transport), and
+    # Without this, pynetdicom's reactor can swallow a response (kaapana.dicomnet.transport), and
     # the request would hang until the server drops the association. Not part of the latency.
     pause_reactor(assoc)
     start = time.perf_counter()

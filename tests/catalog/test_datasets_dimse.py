@@ -5,8 +5,8 @@ from pathlib import Path
 
 from kaapana.config import Settings
 from kaapana.db.models import DicomNode
+from kaapana.dicomnet.scu import send
 from kaapana.dimse.scp import start_scp
-from kaapana.dimse.scu import send
 from kaapana.platform import Platform
 from kaapana.testing import ct_series
 from tests.helpers import part10

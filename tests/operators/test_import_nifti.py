@@ -116,6 +116,7 @@ def test_nnunet_layout_imports_images_and_labels(tmp_path):
         assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == first.SeriesInstanceUID
         assert seg.FrameOfReferenceUID == first.FrameOfReferenceUID
         assert [item.SegmentLabel for item in seg.SegmentSequence] == ["lungs", "liver"]
+        assert seg.SegmentsOverlap == "NO"  # one label per voxel
         type_codes = [i.SegmentedPropertyTypeCodeSequence[0].CodeValue for i in seg.SegmentSequence]
         assert type_codes == ["39607008", "10200004"]  # SNOMED lung, liver
         assert np.array_equal(_seg_labels(case.segmentation, image), expected[case.case])

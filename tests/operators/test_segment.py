@@ -44,6 +44,7 @@ def test_segment_ct_seg_references_source_series_and_frame_of_reference():
     assert seg.FrameOfReferenceUID == ct[0].FrameOfReferenceUID
     assert seg.StudyInstanceUID == ct[0].StudyInstanceUID
     assert seg.SegmentationType == "BINARY"
+    assert seg.SegmentsOverlap == "YES"  # the lungs and bones lie inside the body
     reference = seg.ReferencedSeriesSequence[0]
     assert reference.SeriesInstanceUID == ct[0].SeriesInstanceUID
     assert {item.ReferencedSOPInstanceUID for item in reference.ReferencedInstanceSequence} == {

@@ -170,7 +170,13 @@ def test_evaluate_segmentation_scores_predictions_against_the_reference_by_tag(
         params={"prediction_tag": "model", "reference_tag": "truth"},
     )
     done = platform.workflows.wait(run.id, timeout=180)
-    assert done.state == "succeeded", done
+    # The prediction without a reference fails alone, with the reason; the report goes on.
+    assert done.state == "failed", done
+    failed = {t.series_instance_uid: t.error for t in done.tasks if t.state != "succeeded"}
+    assert failed == {
+        uids["unpaired"]: f"prediction {uids['unpaired']}: 0 reference SEGs of image series "
+        f"{absent[0].SeriesInstanceUID}, one needed"
+    }
 
     table = text_artifact(site, run.id, "evaluate-segmentation/metrics.csv")
     rows = {
@@ -194,7 +200,9 @@ def test_evaluate_segmentation_scores_predictions_against_the_reference_by_tag(
 
     report = text_artifact(site, run.id, "evaluate-segmentation/report.html")
     assert "<svg" in report and "Dice per label" in report
-    assert f"prediction {uids['unpaired']}: 0 reference SEGs" in report
+    assert "2 prediction SEGs, 4 label comparisons" in report and uids["unpaired"] not in report
+    pair = json.loads(text_artifact(site, run.id, f"batch/{uids['same']}/evaluate/pair.json"))
+    assert (pair["reference"], pair["image"]) == (uids["reference"], ct[0].SeriesInstanceUID)
 
 
 def test_collect_metadata_writes_one_row_per_series_as_csv_and_parquet(

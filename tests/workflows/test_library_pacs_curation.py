@@ -25,7 +25,7 @@ from kaapana.archive.nodes import Nodes
 from kaapana.auth.roles import RoleValues
 from kaapana.config import Settings
 from kaapana.db.models import Instance, Series, SeriesProject, SeriesTag
-from kaapana.dimse.qr_scu import find_studies
+from kaapana.dicomnet.qr_scu import find_studies
 from kaapana.errors import InvalidInput, NotFound
 from kaapana.operators.pacs import StudyFilters, study_identifier
 from kaapana.platform import Platform

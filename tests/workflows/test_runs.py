@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from kaapana.db.models import Instance, Run, RunOutput, Series
 from kaapana.errors import Conflict, InvalidInput, NotFound
-from kaapana.workflows import Step, Workflow
+from kaapana.workflows import ModeValues, Step, Workflow
 from tests.workflows import operators
 from tests.workflows.conftest import Site
 
@@ -165,6 +165,56 @@ def test_a_failing_series_fails_its_task_and_downstream_while_others_finish_then
     assert len([p for p in probes if p.startswith(f"probe.{site.series[0]}.")]) == 1
     assert len([p for p in probes if p.startswith(f"probe.{site.series[1]}.")]) == 3
     assert len(site.executions("gather")) == 1
+
+
+def test_a_partial_step_summarises_the_series_that_succeeded_and_again_after_a_retry(
+    make_site: Callable[..., Site],
+) -> None:
+    site = make_site()
+    engine = site.platform.workflows
+    engine.registry.add(
+        Workflow(
+            name="probe-partial",
+            version="1",
+            parameters=operators.ProbeParameters,
+            steps=[
+                Step(name="probe", operator=operators.probe),
+                Step(
+                    name="gather",
+                    operator=operators.gather,
+                    mode=ModeValues.per_run,
+                    upstream=("probe",),
+                    partial=True,
+                ),
+            ],
+        )
+    )
+    flag = site.markers / f"fail-{site.series[1]}"
+    flag.touch()
+    run = engine.start_run(
+        project_pk=site.project_pk,
+        workflow="probe-partial",
+        dataset="cohort",
+        params={"marker_dir": str(site.markers)},
+    )
+    done = engine.wait(run.id, timeout=120)
+    assert done.state == "failed"  # a series failed, though the summary is there
+    states = {(t.step, t.series_instance_uid): t.state for t in done.tasks}
+    assert states[("probe", site.series[1])] == "failed"
+    assert states[("gather", None)] == "succeeded"
+    gathered = engine.log_path(run.id, next(t.id for t in done.tasks if t.step == "gather"))
+    counted = [uid for uid in site.series if f"series {uid} counted" in gathered.read_text()]
+    assert counted == [site.series[0], site.series[2]]
+
+    flag.unlink()
+    engine.retry(run.id)
+    done = engine.wait(run.id, timeout=120)
+    assert done.state == "succeeded", done
+    assert len(site.executions("gather")) == 2  # the summary now covers every series
+    gathered = engine.log_path(run.id, next(t.id for t in done.tasks if t.step == "gather"))
+    assert all(f"series {uid} counted" in gathered.read_text() for uid in site.series)
+    with pytest.raises(InvalidInput, match="'partial' of step 'gather' needs a per_run step"):
+        Step(name="gather", operator=operators.gather, partial=True)
 
 
 def test_store_dicom_enters_the_archive_with_provenance(make_site: Callable[..., Site]) -> None:

@@ -82,7 +82,7 @@ def echo_command(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="Node to verify.")]
 ) -> None:
     """C-ECHO a node (exit code 1 if it does not answer)."""
-    from kaapana.dimse.scu import echo
+    from kaapana.dicomnet.scu import echo
 
     with platform_of(ctx) as platform:
         node = Nodes(platform.engine).get(name)
@@ -104,7 +104,7 @@ def send_command(
     ] = None,
 ) -> None:
     """C-STORE archive studies/series or local files to a node, in their stored transfer syntax."""
-    from kaapana.dimse.scu import send
+    from kaapana.dicomnet.scu import send
 
     if not (paths or study or series):
         raise typer.BadParameter("give PATH(s), --study or --series")

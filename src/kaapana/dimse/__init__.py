@@ -1,1 +1,2 @@
-"""DIMSE interface: the DICOM SCP (echo, store, find, move, get) and SCU (echo, send)."""
+"""DIMSE interface: the DICOM SCP (echo, store, find, move, get). The SCU is
+``kaapana.dicomnet``."""

@@ -27,7 +27,7 @@ from kaapana.auth.roles import PermissionValues
 from kaapana.auth.service import Auth
 from kaapana.config import UnknownCalledAEValues
 from kaapana.db.models import Project
-from kaapana.dimse import statuses
+from kaapana.dicomnet import statuses
 from kaapana.errors import KaapanaError
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from pydicom.dataset import Dataset
 
-from kaapana.dimse import statuses
+from kaapana.dicomnet import statuses
 
 log = logging.getLogger(__name__)
 

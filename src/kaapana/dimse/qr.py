@@ -25,11 +25,11 @@ from kaapana.archive.nodes import Nodes
 from kaapana.archive.query import ArchiveQuery, RetrieveItem
 from kaapana.auth.roles import PermissionValues
 from kaapana.db.models import DicomNode
-from kaapana.dimse import statuses
+from kaapana.dicomnet import statuses
+from kaapana.dicomnet.transport import let_peer_speak, no_delay
 from kaapana.dimse.associations import AssociationRegistry
 from kaapana.dimse.failures import Failure, dimse_failure
 from kaapana.dimse.stored import StoredInstance, move_contexts, send_as_stored, sending_as_stored
-from kaapana.dimse.transport import let_peer_speak, no_delay
 from kaapana.errors import InvalidInput
 from kaapana.storage import ObjectStore
 

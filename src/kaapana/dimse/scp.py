@@ -26,10 +26,10 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.transport import ThreadedAssociationServer
 
+from kaapana.dicomnet.transport import configure, no_delay
 from kaapana.dimse.associations import AssociationRegistry
 from kaapana.dimse.qr import handle_find, handle_get, handle_move
 from kaapana.dimse.store import handle_store
-from kaapana.dimse.transport import configure, no_delay
 from kaapana.platform import Platform
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from pynetdicom import evt
 
 from kaapana.archive import Archive
 from kaapana.auth.roles import PermissionValues
-from kaapana.dimse import statuses
+from kaapana.dicomnet import statuses
 from kaapana.dimse.associations import AssociationRegistry
 from kaapana.dimse.failures import dimse_failure
 from kaapana.errors import Conflict, InvalidDicom

@@ -34,7 +34,7 @@ from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
 
 from kaapana.archive.query import RetrieveItem
-from kaapana.dimse.transport import MAX_CONTEXTS, pause_reactor
+from kaapana.dicomnet.transport import MAX_CONTEXTS, pause_reactor
 from kaapana.storage import ObjectStore
 
 log = logging.getLogger(__name__)

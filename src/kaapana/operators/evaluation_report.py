@@ -1,4 +1,5 @@
-"""The evaluation's results as a CSV and a self-contained HTML report with SVG charts."""
+"""The evaluation's results: one pair's scores as JSON (what a per-series task hands to the
+run's report), and the run's table as CSV plus a self-contained HTML report with SVG charts."""
 
 import csv
 import json
@@ -11,7 +12,7 @@ from typing import Any, Final
 from kaapana.operators.charts import strip_chart
 from kaapana.operators.evaluation import LabelMetrics
 
-__all__ = ["PairResult", "write_results"]
+__all__ = ["PairResult", "read_pair", "write_pair", "write_results"]
 
 _COLUMNS: Final = (
     "prediction_series_instance_uid",
@@ -31,7 +32,7 @@ _COLUMNS: Final = (
 _STYLE: Final = (
     "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
     "margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
-    "th{background:#f4f4f4}td.text{text-align:left}.problem{color:#b00}"
+    "th{background:#f4f4f4}td.text{text-align:left}"
 )
 
 
@@ -41,6 +42,33 @@ class PairResult:
     reference: str
     image: str
     metrics: list[LabelMetrics]
+
+
+def write_pair(pair: PairResult, path: Path) -> Path:
+    """``pair`` as JSON at ``path``, read back by :func:`read_pair`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {
+                "prediction": pair.prediction,
+                "reference": pair.reference,
+                "image": pair.image,
+                "metrics": [metric.row() for metric in pair.metrics],
+            },
+            indent=1,
+        )
+    )
+    return path
+
+
+def read_pair(path: Path) -> PairResult:
+    item = json.loads(path.read_text())
+    return PairResult(
+        item["prediction"],
+        item["reference"],
+        item["image"],
+        [LabelMetrics(**metric) for metric in item["metrics"]],
+    )
 
 
 def _rows(pairs: Sequence[PairResult]) -> list[dict[str, Any]]:
@@ -66,7 +94,7 @@ def _cell(value: Any) -> str:
     return f'<td class="text">{escape("" if value is None else str(value))}</td>'
 
 
-def _html(rows: Sequence[dict[str, Any]], problems: Sequence[str]) -> str:
+def _html(rows: Sequence[dict[str, Any]]) -> str:
     labels = list(dict.fromkeys(row["label"] for row in rows))
     summary = []
     for label in labels:
@@ -98,13 +126,11 @@ def _html(rows: Sequence[dict[str, Any]], problems: Sequence[str]) -> str:
     details = "".join(
         "<tr>" + "".join(_cell(row[column]) for column in _COLUMNS) + "</tr>" for row in rows
     )
-    problem_items = "".join(f'<li class="problem">{escape(p)}</li>' for p in problems)
     return (
         '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Segmentation evaluation'
         f"</title><style>{_STYLE}</style></head><body><h1>Segmentation evaluation</h1>"
         f"<p>{len({r['prediction_series_instance_uid'] for r in rows})} prediction SEGs, "
         f"{len(rows)} label comparisons.</p>"
-        + (f"<h2>Not evaluated</h2><ul>{problem_items}</ul>" if problems else "")
         + "<h2>Per label (means)</h2><table><tr><th>label</th><th>pairs</th><th>Dice</th>"
         "<th>IoU</th><th>HD95 (mm)</th><th>volume difference (ml)</th></tr>"
         + "".join(summary)
@@ -114,9 +140,7 @@ def _html(rows: Sequence[dict[str, Any]], problems: Sequence[str]) -> str:
     )
 
 
-def write_results(
-    pairs: Sequence[PairResult], problems: Sequence[str], out_dir: Path
-) -> list[Path]:
+def write_results(pairs: Sequence[PairResult], out_dir: Path) -> list[Path]:
     """``metrics.csv``, ``metrics.json`` and ``report.html`` in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = _rows(pairs)
@@ -126,7 +150,7 @@ def write_results(
         writer.writeheader()
         writer.writerows(rows)
     document = out_dir / "metrics.json"
-    document.write_text(json.dumps({"comparisons": rows, "problems": list(problems)}, indent=1))
+    document.write_text(json.dumps({"comparisons": rows}, indent=1))
     report = out_dir / "report.html"
-    report.write_text(_html(rows, problems))
+    report.write_text(_html(rows))
     return [table, document, report]

@@ -3,7 +3,7 @@
 The parameters name a registered DICOM node (``kaapana nodes add``) and study-level matching
 keys; ``study_identifier`` turns them into a C-FIND identifier (PS3.4 C.2.2.2: wildcards ``*``
 and ``?`` in text, date ranges, list of UID matching). The associations themselves are
-``kaapana.dimse.qr_scu`` and ``kaapana.dimse.scu``.
+``kaapana.dicomnet.qr_scu`` and ``kaapana.dicomnet.scu``.
 """
 
 import csv

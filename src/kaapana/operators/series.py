@@ -17,6 +17,7 @@ import highdicom as hd
 import numpy as np
 import numpy.typing as npt
 from pydicom import Dataset, dcmread
+from pydicom.pixels import pixel_array as decoded_pixels
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
@@ -136,7 +137,8 @@ def load_volume(
     first = ordered[0]
     array = np.empty((len(ordered), first.Rows, first.Columns), dtype=np.float32)
     for index, ds in enumerate(ordered):
-        array[index] = ds.pixel_array
+        # Decoded straight into the stack: Dataset.pixel_array would keep a copy per slice.
+        array[index] = decoded_pixels(ds)
         slope, intercept = float(ds.get("RescaleSlope", 1)), float(ds.get("RescaleIntercept", 0))
         if (slope, intercept) != (1.0, 0.0):
             array[index] *= slope
@@ -232,6 +234,42 @@ def _concept(item: Mapping[str, str]) -> hd.sr.CodedConcept:
     return hd.sr.CodedConcept(item["value"], item["scheme_designator"], item["meaning"])
 
 
+class _Segmentation(hd.seg.Segmentation):
+    """highdicom's SEG with a cheaper overlap test for boolean segment stacks. highdicom sums
+    the stack over its segments into an int64 array the size of the volume (420 MB and a
+    third of the encoding time for three segments on a 512x512x200 CT); testing each pair of
+    segments for a common voxel gives the same answer in a fraction of the time and memory.
+    Anything but a boolean BINARY stack takes highdicom's own path."""
+
+    @classmethod
+    def _check_and_cast_pixel_array(
+        cls,
+        pixel_array: Any,
+        segment_numbers: npt.NDArray[np.int64],
+        segmentation_type: hd.seg.SegmentationTypeValues,
+        dtype: type,
+    ) -> tuple[Any, hd.seg.SegmentsOverlapValues]:
+        if not (
+            isinstance(pixel_array, np.ndarray)
+            and pixel_array.dtype == np.bool_
+            and pixel_array.ndim == 4
+            and pixel_array.shape[-1] == len(segment_numbers)
+            and segmentation_type == hd.seg.SegmentationTypeValues.BINARY
+        ):
+            return super()._check_and_cast_pixel_array(
+                pixel_array, segment_numbers, segmentation_type, dtype
+            )
+        segments = [pixel_array[..., index] for index in range(pixel_array.shape[-1])]
+        overlap = any(
+            np.logical_and(first, second).any()
+            for index, first in enumerate(segments)
+            for second in segments[index + 1 :]
+        )
+        return pixel_array, (
+            hd.seg.SegmentsOverlapValues.YES if overlap else hd.seg.SegmentsOverlapValues.NO
+        )
+
+
 def build_segmentation(
     datasets: Sequence[Dataset],
     masks: Mapping[str, npt.NDArray[np.bool_]],
@@ -251,9 +289,10 @@ def build_segmentation(
     object instead of a duplicate."""
     if not specs:
         raise InvalidInput("at least one segment is needed to build a SEG")
-    # Segments last, as highdicom wants, but as a view on segment-major memory: its overlap
-    # check sums over that axis, which is several times faster over whole contiguous masks.
-    pixel_array = np.moveaxis(np.stack([masks[spec.label] for spec in specs]), 0, -1)
+    # Segments last, as highdicom wants, but as a view on segment-major memory: each segment
+    # stays contiguous for the overlap test and the frames, and the UID hash reads it in order.
+    stacked = np.stack([masks[spec.label] for spec in specs])
+    pixel_array = np.moveaxis(stacked, 0, -1)
     identification = hd.AlgorithmIdentificationSequence(
         name=operator, family=family, version=__version__
     )
@@ -276,10 +315,10 @@ def build_segmentation(
         operator,
         str(first.SeriesInstanceUID),
         json.dumps(dict(parameters), sort_keys=True, default=str),
-        hashlib.sha256(np.packbits(pixel_array).tobytes()).hexdigest(),
+        hashlib.sha256(np.packbits(stacked)).hexdigest(),
     ]
     series_uid = generate_uid(entropy_srcs=[*entropy, "series"])
-    return hd.seg.Segmentation(
+    return _Segmentation(
         source_images=list(datasets),
         pixel_array=pixel_array,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,

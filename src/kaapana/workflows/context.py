@@ -102,6 +102,9 @@ class TaskContext:
     references: tuple[SeriesInput, ...] = ()
     """Of a step with ``references``: the series the task's series reference (a SEG's image
     series) that the run's project holds, besides the task's own series."""
+    companions: tuple[SeriesInput, ...] = ()
+    """Of a step with ``companions``: the run's other input series that reference a series the
+    task's series references (the other SEGs of its image series)."""
 
     @property
     def batch_dir(self) -> Path:
@@ -131,6 +134,13 @@ class TaskContext:
         return {
             s.series_instance_uid: self.batch_dir / s.series_instance_uid / INPUT_STEP
             for s in self.references
+        }
+
+    def companion_dirs(self) -> dict[str, Path]:
+        """Each companion series' DICOM folder (``batch/<uid>/get-input-data``), by UID."""
+        return {
+            s.series_instance_uid: self.batch_dir / s.series_instance_uid / INPUT_STEP
+            for s in self.companions
         }
 
     @property

@@ -159,6 +159,13 @@ class Step:
     references: bool = False
     """Also give each task the series its series reference (a SEG's image series, from the
     series-level DICOM JSON) that the run's project holds: ``ctx.references``."""
+    companions: bool = False
+    """Also give each task the run's other input series that reference a series its own series
+    references (the other SEGs of a SEG's image series): ``ctx.companions``."""
+    partial: bool = False
+    """Of a per-run step: run once every upstream task is done, over the series whose upstream
+    tasks succeeded, so that one failed series does not cost the run's summary; the run still
+    ends failed. Without upstream successes it is ``upstream_failed`` as usual."""
 
     def __post_init__(self) -> None:
         check_name("step name", self.name)
@@ -186,6 +193,10 @@ class Step:
             raise InvalidInput(f"'retries' of step {self.name!r} must be >= 0, got {self.retries}")
         if self.timeout is not None and self.timeout <= 0:
             raise InvalidInput(f"'timeout' of step {self.name!r} must be > 0, got {self.timeout}")
+        if self.partial and (self.mode is not ModeValues.per_run or not self.upstream):
+            raise InvalidInput(
+                f"'partial' of step {self.name!r} needs a per_run step with upstream steps"
+            )
         if isinstance(self.artifacts, str):
             object.__setattr__(self, "artifacts", (self.artifacts,))
         for pattern in self.artifacts:
@@ -301,6 +312,8 @@ class Workflow:
                 "operator": step.operator.fingerprint(),
                 # Only when set, so the hashes of steps without it stay as they were.
                 **({"references": True} if step.references else {}),
+                **({"companions": True} if step.companions else {}),
+                **({"partial": True} if step.partial else {}),
             }
             for step in self.steps.values()
         ]

@@ -336,8 +336,11 @@ class Engine:
             if run.state not in (RunStateValues.failed, RunStateValues.canceled):
                 raise Conflict(f"run {run_id} is {run.state}: only failed or canceled runs retry")
             tasks = select(Task).where(Task.run_pk == run_id).order_by(Task.id).with_for_update()
-            for task in session.scalars(tasks):
-                if task.state in RETRYABLE_TASK_STATES:
+            found = list(session.scalars(tasks))
+            # A partial step summarised without the failed series: it summarises again after them.
+            partial = self._partial_steps(run.workflow)
+            for task in found:
+                if task.state in RETRYABLE_TASK_STATES or task.step in partial:
                     task.state = TaskStateValues.pending
                     task.failures = 0
                     task.error = ""
@@ -348,6 +351,13 @@ class Engine:
             run.finished_at = None
         self._schedule(start)
         return self.get_run(run_id)
+
+    def _partial_steps(self, workflow: str) -> set[str]:
+        try:
+            steps = self.registry.get(workflow).steps.values()
+        except NotFound:
+            return set()
+        return {step.name for step in steps if step.partial}
 
     def _run(self, session: Any, run_id: int, scope: ProjectScope, *, lock: bool = False) -> Run:
         run = session.get(Run, run_id, with_for_update=lock)

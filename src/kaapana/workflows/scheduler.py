@@ -16,7 +16,7 @@ import time
 import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -110,6 +110,8 @@ class _RunInputs:
     series: list[SeriesInput]
     by_uid: dict[str, SeriesInput]
     files: dict[str, list[tuple[str, str]]]
+    referenced: dict[str, set[str]] = field(default_factory=dict)
+    """What each input series references, parsed once per run for steps with companions."""
 
 
 class Scheduler:
@@ -258,7 +260,14 @@ class Scheduler:
                 if task.state != TaskStateValues.pending:
                     continue
                 upstream = _upstream_states(workflow, step, task, by_step, by_key)
-                if any(state in BAD_TASK_STATES for state in upstream):
+                if step.partial:
+                    if all(state in DONE_TASK_STATES for state in upstream):
+                        good = any(state in GOOD_TASK_STATES for state in upstream)
+                        task.state = (
+                            TaskStateValues.queued if good else TaskStateValues.upstream_failed
+                        )
+                        changed[task.state].append(task.id)
+                elif any(state in BAD_TASK_STATES for state in upstream):
                     task.state = TaskStateValues.upstream_failed
                     changed[task.state].append(task.id)
                 elif all(state in GOOD_TASK_STATES for state in upstream):
@@ -358,6 +367,25 @@ class Scheduler:
             datasets[uid] += (name,)
         return tags, datasets
 
+    def _companions_of(
+        self, inputs: _RunInputs, series: Sequence[SeriesInput]
+    ) -> list[SeriesInput]:
+        """The run's other input series that reference a series that ``series`` reference."""
+        if self._referenced_series is None:
+            return []
+        if not inputs.referenced:
+            for item in inputs.series:
+                uid = item.series_instance_uid
+                inputs.referenced[uid] = self._referenced_series(item.metadata or {})
+        own = {item.series_instance_uid for item in series}
+        wanted = set().union(*(inputs.referenced[uid] for uid in own))
+        return [
+            item
+            for item in inputs.series
+            if item.series_instance_uid not in own
+            and inputs.referenced[item.series_instance_uid] & wanted
+        ]
+
     def _references_of(
         self, session: Session, project_pk: int, series: Sequence[SeriesInput]
     ) -> tuple[list[SeriesInput], dict[str, list[tuple[str, str]]]]:
@@ -411,7 +439,11 @@ class Scheduler:
         series = inputs.series
         if step.mode is ModeValues.per_series:
             series = [inputs.by_uid[task.series_instance_uid]]
-        for item in series:
+        elif step.partial:
+            failed = _failed_upstream_series(session, run, workflow, step)
+            series = [item for item in series if item.series_instance_uid not in failed]
+        companions = self._companions_of(inputs, series) if step.companions else []
+        for item in (*series, *companions):
             uid = item.series_instance_uid
             self._workspace.link_inputs(run.id, uid, inputs.files[uid], self._archive.store)
         references: list[SeriesInput] = []
@@ -432,7 +464,9 @@ class Scheduler:
             run_id=run.id,
             task_id=task.id,
             attempt=task.attempts,
-            series_instance_uids=[s.series_instance_uid for s in (*series, *references)],
+            series_instance_uids=[
+                s.series_instance_uid for s in (*series, *references, *companions)
+            ],
             upstream=step.upstream,
         )
         params, resolved = split_params(run.params)
@@ -456,6 +490,7 @@ class Scheduler:
             nodes=_node_addresses(session, workflow, params),
             calling_ae_title=self._settings.ae_title,
             references=tuple(references),
+            companions=tuple(companions),
         )
         attempt = task.attempts
         task_id = task.id
@@ -640,6 +675,17 @@ def _upstream_states(
         else:
             found += [t.state for t in by_step[name]]
     return found
+
+
+def _failed_upstream_series(session: Session, run: Run, workflow: Workflow, step: Step) -> set[str]:
+    """The series whose task of a per-series upstream step of ``step`` did not succeed."""
+    per_series = [n for n in step.upstream if workflow.steps[n].mode is ModeValues.per_series]
+    rows = session.execute(
+        select(Task.series_instance_uid, Task.state).where(
+            Task.run_pk == run.id, Task.step.in_(per_series)
+        )
+    )
+    return {uid for uid, state in rows if state not in GOOD_TASK_STATES}
 
 
 def _outcome_of(future: Future, ctx: TaskContext) -> TaskOutcome:

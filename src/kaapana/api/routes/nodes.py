@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from kaapana.api.deps import AdminPrincipal, CurrentPrincipal, PlatformDep, client_address
 from kaapana.archive.nodes import Nodes
 from kaapana.db.models import DicomNode
-from kaapana.dimse.scu import echo
+from kaapana.dicomnet.scu import echo
 
 router = APIRouter(prefix="/nodes", tags=["nodes"])
 

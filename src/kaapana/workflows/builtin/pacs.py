@@ -12,8 +12,8 @@ from typing import Any
 from pydicom import dcmread
 
 from kaapana.catalog.workflow_actions import ADD_TO_DATASET
-from kaapana.dimse.qr_scu import Retrieved, find_studies, get_study
-from kaapana.dimse.scu import send
+from kaapana.dicomnet.qr_scu import Retrieved, find_studies, get_study
+from kaapana.dicomnet.scu import send
 from kaapana.errors import InvalidInput
 from kaapana.operators.pacs import (
     QueryPacsParameters,

@@ -16,7 +16,7 @@ from pynetdicom import AE
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
 
-from kaapana.dimse.transport import MAX_CONTEXTS, configure, no_delay, pause_reactor
+from kaapana.dicomnet.transport import MAX_CONTEXTS, configure, no_delay, pause_reactor
 from kaapana.errors import InvalidInput, KaapanaError
 
 

@@ -32,9 +32,9 @@ from pynetdicom.sop_class import (
 )
 
 from kaapana.archive.metadata import UID_PATTERN
-from kaapana.dimse import statuses
-from kaapana.dimse.scu import AssociationFailed, RemoteNode, associate
-from kaapana.dimse.transport import MAX_CONTEXTS
+from kaapana.dicomnet import statuses
+from kaapana.dicomnet.scu import AssociationFailed, RemoteNode, associate
+from kaapana.dicomnet.transport import MAX_CONTEXTS
 
 _PENDING: Final = frozenset({statuses.PENDING, statuses.PENDING_WARNING})
 # The end of a C-GET whose sub-operations all, some or none failed: the counts tell how many,
