@@ -31,6 +31,7 @@ class Catalog:
     def __init__(self, *, engine: Engine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
+        self._field_lists = discovery.FieldLists()
 
     def select_series(self, *, project_pk: int, query: CatalogQuery) -> Select[tuple[int]]:
         """A select of the matching ``series.id`` of the project, to use as a subquery."""
@@ -96,7 +97,9 @@ class Catalog:
     def fields(self, *, project_pk: int, prefix: str = "") -> list[discovery.FieldInfo]:
         """The fields the project's series have, with kind, counts and example values."""
         with Session(self._engine) as session:
-            return discovery.fields(session, project_pk=project_pk, prefix=prefix)
+            return discovery.fields(
+                session, project_pk=project_pk, prefix=prefix, lists=self._field_lists
+            )
 
     def values(
         self, *, project_pk: int, field: str, prefix: str = "", limit: int = 20
