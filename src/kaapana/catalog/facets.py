@@ -10,7 +10,7 @@ series-values beyond them, from the same grouped rows.
 
 import math
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any, Final
 
@@ -94,43 +94,42 @@ MATCHING = Table(
 
 
 @contextmanager
-def merge_joins(session: Session) -> Iterator[None]:
-    """PostgreSQL plans without hash joins for the statements run inside.
-
-    Its cost model prefers hash joins, yet where both sides are long index ranges in series
-    order (a condition's, the project's, a field's rows by their (field, series_pk) index) a
-    merge join takes about half the time of building a hash table of one side, often half the
-    project. Where one side stops early (histogram bounds) or is small and not in series order
-    (tags), the hash join stays.
-    """
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        yield
-        return
-    connection.exec_driver_sql("SET LOCAL enable_hashjoin = off")
-    yield
-    connection.exec_driver_sql("SET LOCAL enable_hashjoin TO DEFAULT")
-
-
-@contextmanager
 def matching_series(session: Session, matching: Select[tuple[int]]) -> Iterator[None]:
     """``MATCHING`` filled with ``matching`` on the session's connection, dropped afterwards.
 
     On an error it is left to the rollback that ends the session: both engines undo the
     creation of a temporary table with the transaction, and PostgreSQL accepts no statement
-    at all in a transaction that failed. PostgreSQL's planner reads the table's size from its
-    pages: without statistics (autovacuum never sees it) it plans the facets' joins as well as
-    after an ANALYZE, which would cost about as much as a facet.
+    at all in a transaction that failed.
+
+    On PostgreSQL the rest of the transaction plans without hash joins. Its cost model prefers
+    them, yet where both sides are long index ranges in series order (a condition's, the
+    project's, a field's rows by their (field, series_pk) index) a merge join takes about half
+    the time of building a hash table of one side, often half the project, for every facet.
+    The planner reads the table's size from its pages: without statistics (autovacuum never
+    sees it) it plans these joins as well as after an ANALYZE, which would cost about as much
+    as a facet.
     """
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {MATCHING.name} (series_pk integer)")
+        connection.exec_driver_sql("SET LOCAL enable_hashjoin = off")
     else:
         MATCHING.create(connection)
-    with merge_joins(session):
-        connection.execute(insert(MATCHING).from_select(["series_pk"], matching))
+    connection.execute(insert(MATCHING).from_select(["series_pk"], matching))
     yield
     MATCHING.drop(connection)
+
+
+@contextmanager
+def _hash_joins(session: Session) -> Iterator[None]:
+    """Hash joins allowed again (PostgreSQL), for a probe that stops after a few rows."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    connection.exec_driver_sql("SET LOCAL enable_hashjoin TO DEFAULT")
+    yield
+    connection.exec_driver_sql("SET LOCAL enable_hashjoin = off")
 
 
 class FacetCounter:
@@ -172,10 +171,6 @@ class FacetCounter:
         )
         return statement.select_from(MATCHING).join(SeriesAttribute, rows)
 
-    def _joins(self, ref: FieldRef) -> AbstractContextManager[None]:
-        """Merge joins for a field's rows; the tags of a project are few and hash-joined."""
-        return nullcontext() if ref.kind is _K.tag else merge_joins(self.session)
-
     def _values(self, ref: FieldRef, limit: int) -> Facet:
         if ref.kind is _K.tag:
             column: Any = SeriesTag.tag
@@ -186,13 +181,12 @@ class FacetCounter:
         counted = func.count().label("n")
         # Every value's count is summed before the limit cuts: one pass gives both.
         total = func.sum(func.count()).over().label("total")
-        with self._joins(ref):
-            top = self.session.execute(
-                self._over(select(column, counted, total), ref)
-                .group_by(column)
-                .order_by(counted.desc(), column)
-                .limit(limit)
-            ).all()
+        top = self.session.execute(
+            self._over(select(column, counted, total), ref)
+            .group_by(column)
+            .order_by(counted.desc(), column)
+            .limit(limit)
+        ).all()
         buckets = [Bucket(value=value, count=count) for value, count, _ in top]
         listed = sum(bucket.count for bucket in buckets)
         other = int(top[0].total) - listed if top else 0
@@ -202,18 +196,18 @@ class FacetCounter:
         number = SeriesAttribute.number_value
         width = spec.width
         if width is None:
-            low, high = self.session.execute(select(*self._bounds(ref))).one()
+            with _hash_joins(self.session):
+                low, high = self.session.execute(select(*self._bounds(ref))).one()
             if low is None:
                 return Facet(field=ref.name, type=FacetTypeValues.histogram, buckets=[])
             width = _nice_width(float(high) - float(low), spec.bins)
         bin_number = func.floor(number / width).label("bin")
-        with merge_joins(self.session):
-            rows = self.session.execute(
-                self._over(select(bin_number, func.count()), ref)
-                .where(number.is_not(None))
-                .group_by(bin_number)
-                .order_by(bin_number)
-            ).all()
+        rows = self.session.execute(
+            self._over(select(bin_number, func.count()), ref)
+            .where(number.is_not(None))
+            .group_by(bin_number)
+            .order_by(bin_number)
+        ).all()
         buckets = [
             Bucket(low=float(b) * width, high=(float(b) + 1) * width, count=count)
             for b, count in rows
@@ -223,7 +217,8 @@ class FacetCounter:
     def _bounds(self, ref: FieldRef) -> tuple[Any, Any]:
         """The lowest and highest number of ``ref`` among the matching series, each as the
         first match along the (field, number_value) index: unlike min() and max() over the
-        join, which read every row of the field, it stops at once where many series match."""
+        join, which read every row of the field, it stops at once where many series match
+        (on PostgreSQL, probing a hash table of the matching series: hence ``_hash_joins``)."""
         number = SeriesAttribute.number_value
         present = self._over(select(number), ref).where(number.is_not(None)).limit(1)
         return (
@@ -234,13 +229,12 @@ class FacetCounter:
     def _dates(self, ref: FieldRef, interval: IntervalValues) -> Facet:
         digits = _INTERVAL_DIGITS[interval.value]
         period = func.substr(SeriesAttribute.text_value, 1, digits).label("period")
-        with merge_joins(self.session):
-            rows = self.session.execute(
-                self._over(select(period, func.count()), ref)
-                .where(func.length(SeriesAttribute.text_value) >= digits)
-                .group_by(period)
-                .order_by(period)
-            ).all()
+        rows = self.session.execute(
+            self._over(select(period, func.count()), ref)
+            .where(func.length(SeriesAttribute.text_value) >= digits)
+            .group_by(period)
+            .order_by(period)
+        ).all()
         buckets = [Bucket(period=_period_label(value), count=count) for value, count in rows]
         return Facet(field=ref.name, type=FacetTypeValues.date_histogram, buckets=buckets)
 
