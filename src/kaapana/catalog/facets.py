@@ -1,10 +1,9 @@
 """Facets: counts per value, numeric histograms and date histograms over the matching series.
 
 The matching series are written once to a temporary table; each facet is then one grouped
-join from it to their rows of one field in ``series_attributes`` (or ``series_tags``): on
-SQLite by probing the (series_pk, field) index, on PostgreSQL by a merge join with the field's
-rows in series order (see ``matching_series``). Values are distinct per series, so a count of
-rows is a count of series. The top ``limit`` values are listed; ``other`` counts the
+join from it to their rows of one field in ``series_attributes`` (or ``series_tags``), on the
+(series_pk, field) index. Values are distinct per series, so a
+count of rows is a count of series. The top ``limit`` values are listed; ``other`` counts the
 series-values beyond them, from the same grouped rows.
 """
 
@@ -84,7 +83,8 @@ def _nice_width(span: float, bins: int) -> float:
 # The matching series of one facets call, materialised once so every facet joins from it
 # instead of evaluating the query again (temporary: private to the connection). On SQLite the
 # key is the rowid, which histogram bounds probe along the value index. PostgreSQL gets no key:
-# an index, or the sequence of a SERIAL, would slow the insert of what is often half the project.
+# it hash-joins the table (a hash join keeps the order of the index it probes from), and an
+# index, or the sequence of a SERIAL, would slow the insert of what is often half the project.
 MATCHING = Table(
     "catalog_matching",
     MetaData(),
@@ -100,36 +100,19 @@ def matching_series(session: Session, matching: Select[tuple[int]]) -> Iterator[
     On an error it is left to the rollback that ends the session: both engines undo the
     creation of a temporary table with the transaction, and PostgreSQL accepts no statement
     at all in a transaction that failed.
-
-    On PostgreSQL the rest of the transaction plans without hash joins. Its cost model prefers
-    them, yet where both sides are long index ranges in series order (a condition's, the
-    project's, a field's rows by their (field, series_pk) index) a merge join takes about half
-    the time of building a hash table of one side, often half the project, for every facet.
-    The planner reads the table's size from its pages: without statistics (autovacuum never
-    sees it) it plans these joins as well as after an ANALYZE, which would cost about as much
-    as a facet.
     """
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
+    postgresql = connection.dialect.name == "postgresql"
+    if postgresql:
         connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {MATCHING.name} (series_pk integer)")
-        connection.exec_driver_sql("SET LOCAL enable_hashjoin = off")
     else:
         MATCHING.create(connection)
     connection.execute(insert(MATCHING).from_select(["series_pk"], matching))
+    if postgresql:
+        # Autovacuum never sees temporary tables: without statistics the planner guesses.
+        connection.exec_driver_sql(f"ANALYZE {MATCHING.name}")
     yield
     MATCHING.drop(connection)
-
-
-@contextmanager
-def _hash_joins(session: Session) -> Iterator[None]:
-    """Hash joins allowed again (PostgreSQL), for a probe that stops after a few rows."""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        yield
-        return
-    connection.exec_driver_sql("SET LOCAL enable_hashjoin TO DEFAULT")
-    yield
-    connection.exec_driver_sql("SET LOCAL enable_hashjoin = off")
 
 
 class FacetCounter:
@@ -196,8 +179,7 @@ class FacetCounter:
         number = SeriesAttribute.number_value
         width = spec.width
         if width is None:
-            with _hash_joins(self.session):
-                low, high = self.session.execute(select(*self._bounds(ref))).one()
+            low, high = self.session.execute(select(*self._bounds(ref))).one()
             if low is None:
                 return Facet(field=ref.name, type=FacetTypeValues.histogram, buckets=[])
             width = _nice_width(float(high) - float(low), spec.bins)
@@ -217,8 +199,7 @@ class FacetCounter:
     def _bounds(self, ref: FieldRef) -> tuple[Any, Any]:
         """The lowest and highest number of ``ref`` among the matching series, each as the
         first match along the (field, number_value) index: unlike min() and max() over the
-        join, which read every row of the field, it stops at once where many series match
-        (on PostgreSQL, probing a hash table of the matching series: hence ``_hash_joins``)."""
+        join, which read every row of the field, it stops at once where many series match."""
         number = SeriesAttribute.number_value
         present = self._over(select(number), ref).where(number.is_not(None)).limit(1)
         return (
