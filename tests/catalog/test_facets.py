@@ -6,7 +6,7 @@ import pytest
 
 from kaapana.catalog import FacetSpec, parse_query
 from kaapana.errors import InvalidInput, NotFound
-from tests.catalog.conftest import Cohort
+from tests.catalog.conftest import Cohort, store
 
 
 def _facet(cohort: Cohort, spec: FacetSpec, query: object = None) -> list[tuple[object, int]]:
@@ -152,6 +152,30 @@ def test_field_discovery(shared_cohort: Cohort) -> None:
         project_pk=shared_cohort.project_pk, prefix="referencedseries"
     )
     assert only and all(f.field.startswith("ReferencedSeries") for f in only)
+
+
+def test_field_list_follows_the_index_and_the_project(cohort: Cohort) -> None:
+    catalog = cohort.platform.catalog
+
+    def listed() -> dict[str, int]:
+        return {f.field: f.series for f in catalog.fields(project_pk=cohort.project_pk)}
+
+    before = listed()
+    assert before == listed()
+    assert before["curated_modality"] == len(cohort.series)
+    # A write of the index alone (no series added): a new field.
+    uid = next(iter(cohort.series))
+    catalog.set_features(
+        project_pk=cohort.project_pk,
+        series_instance_uid=uid,
+        source="radiomics",
+        features={"lungs.volume": 4.5},
+    )
+    assert listed() == {**before, "radiomics.lungs.volume": 1}
+    # A series of project B linked to A as well: counted without being indexed again.
+    (other_uid,) = cohort.other_series
+    store(cohort.platform, (cohort.other_series[other_uid],), "A")
+    assert listed()["curated_modality"] == len(cohort.series) + 1
 
 
 def test_value_autocomplete(shared_cohort: Cohort) -> None:

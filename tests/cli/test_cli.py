@@ -65,6 +65,10 @@ def test_import_into_project_dataset(tmp_path: Path, import_dir: Path) -> None:
     data = tmp_path / "data"
     kaapana(data, "projects", "add", "liver", "--ae-title", "LIVER")
     kaapana(data, "import", "--project", "liver", "--dataset", "cohort", str(import_dir / "ct.dcm"))
+    # Searchable at once: no server had to announce the series as arrived.
+    found = json.loads(kaapana(data, "search", "--project", "liver", "--json", "-f", "Modality=CT"))
+    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    assert [item["series_instance_uid"] for item in found["items"]] == [ct.SeriesInstanceUID]
     listed = json.loads(kaapana(data, "projects", "list", "--json"))
     assert {"name": "liver", "ae_title": "LIVER", "description": ""} in listed
     unknown = kaapana(data, "import", "--project", "nope", str(import_dir / "ct.dcm"), code=1)
@@ -165,6 +169,8 @@ def test_echo_and_send_to_dcmtk_storescp(tmp_path: Path, import_dir: Path) -> No
 def test_demo_loads_a_synthetic_cohort(tmp_path: Path) -> None:
     output = kaapana(tmp_path / "data", "demo", "--patients", "1")
     assert "demo data in dataset 'demo'" in output
+    found = json.loads(kaapana(tmp_path / "data", "search", "--json", "-f", "Modality=SEG"))
+    assert found["items"]
     with Platform(Settings(data_dir=tmp_path / "data")) as platform:
         keys = list(platform.store.keys("dicom"))
     assert len(keys) > 10

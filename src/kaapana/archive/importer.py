@@ -50,6 +50,8 @@ class ImportReport:
     replaced: int = 0
     skipped: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    # Of every object stored, duplicates included: what the catalog indexes after the import.
+    series_instance_uids: set[str] = field(default_factory=set)
 
     @property
     def total(self) -> int:
@@ -157,8 +159,9 @@ _OUTCOMES = {
 
 def _store_batch(
     archive: Archive, target: StoreTarget, batch: list[tuple[ImportSource, DescribedObject]]
-) -> list[tuple[str, str]]:
-    """Outcomes of one batch, stored and committed together; one by one if the batch fails."""
+) -> list[tuple[str, str, str]]:
+    """Outcomes of one batch (with the series' UID, empty if rejected), stored and committed
+    together; one by one if the batch fails."""
     try:
         results = archive.store_all([received for _source, received in batch], target)
     except Exception:
@@ -170,9 +173,9 @@ def _store_batch(
             except KaapanaError as exc:
                 results.append(exc)
     return [
-        (ImportOutcomeValues.rejected, result.detail)
+        (ImportOutcomeValues.rejected, result.detail, "")
         if isinstance(result, KaapanaError)
-        else (_OUTCOMES[result.status], "")
+        else (_OUTCOMES[result.status], "", result.series_instance_uid)
         for result in results
     ]
 
@@ -238,7 +241,7 @@ def _import_batch(
         ahead.popleft()
     stored = iter(_store_batch(archive, target, batch) if batch else [])
     for source, outcome in done:
-        _count(report, source, *(outcome or next(stored)), on_progress)
+        _count(report, source, *((*outcome, "") if outcome else next(stored)), on_progress)
 
 
 def _count(
@@ -246,8 +249,11 @@ def _count(
     source: ImportSource,
     outcome: str,
     reason: str,
+    series_instance_uid: str,
     on_progress: Callable[[ImportSource, str, str], None] | None,
 ) -> None:
+    if series_instance_uid:
+        report.series_instance_uids.add(series_instance_uid)
     if outcome == ImportOutcomeValues.accepted:
         report.accepted += 1
     elif outcome == ImportOutcomeValues.duplicate:

@@ -7,7 +7,7 @@ checking that the caller may read or write the project is the interface's job, t
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, Select, select
@@ -31,6 +31,7 @@ class Catalog:
     def __init__(self, *, engine: Engine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
+        self._field_lists = discovery.FieldLists()
 
     def select_series(self, *, project_pk: int, query: CatalogQuery) -> Select[tuple[int]]:
         """A select of the matching ``series.id`` of the project, to use as a subquery."""
@@ -96,7 +97,9 @@ class Catalog:
     def fields(self, *, project_pk: int, prefix: str = "") -> list[discovery.FieldInfo]:
         """The fields the project's series have, with kind, counts and example values."""
         with Session(self._engine) as session:
-            return discovery.fields(session, project_pk=project_pk, prefix=prefix)
+            return discovery.fields(
+                session, project_pk=project_pk, prefix=prefix, lists=self._field_lists
+            )
 
     def values(
         self, *, project_pk: int, field: str, prefix: str = "", limit: int = 20
@@ -157,16 +160,26 @@ class Catalog:
         pks = indexing.all_series_pks(self._engine) if series_pks is None else list(series_pks)
         return indexing.index_series(self._engine, pks)
 
+    def index_uids(self, series_instance_uids: Collection[str]) -> int:
+        """Index the series of these UIDs (those still there); returns how many were indexed.
+
+        For the processes that stored them, at once: an import makes its series searchable
+        before it exits, not only when a server announces them as arrived.
+        """
+        uids = list(series_instance_uids)
+        pks: list[int] = []
+        with Session(self._engine) as session:
+            for start in range(0, len(uids), indexing.BATCH):
+                chunk = uids[start : start + indexing.BATCH]
+                pks += session.scalars(
+                    select(Series.id).where(Series.series_instance_uid.in_(chunk))
+                )
+        return indexing.index_series(self._engine, sorted(pks))
+
     def on_series_arrived(self, event: SeriesArrived) -> None:
         """Index a series once it is stable: ``SeriesArrived`` handler."""
-        with Session(self._engine) as session:
-            pk = session.scalar(
-                select(Series.id).where(Series.series_instance_uid == event.series_instance_uid)
-            )
-        if pk is None:
+        if not self.index_uids([event.series_instance_uid]):
             log.info("series %s is gone before it was cataloged", event.series_instance_uid)
-            return
-        indexing.index_series(self._engine, [pk])
 
 
 __all__ = ["Catalog"]

@@ -4,7 +4,7 @@ The matching series are written once to a temporary table; each facet is then on
 join from it to their rows of one field in ``series_attributes`` (or ``series_tags``), on the
 (series_pk, field) index. Values are distinct per series, so a
 count of rows is a count of series. The top ``limit`` values are listed; ``other`` counts the
-series-values beyond them.
+series-values beyond them, from the same grouped rows.
 """
 
 import math
@@ -162,20 +162,18 @@ class FacetCounter:
         else:
             column = SeriesAttribute.text_value
         counted = func.count().label("n")
+        # Every value's count is summed before the limit cuts: one pass gives both.
+        total = func.sum(func.count()).over().label("total")
         top = self.session.execute(
-            self._over(select(column, counted), ref)
+            self._over(select(column, counted, total), ref)
             .group_by(column)
             .order_by(counted.desc(), column)
             .limit(limit)
         ).all()
-        buckets = [Bucket(value=value, count=count) for value, count in top]
+        buckets = [Bucket(value=value, count=count) for value, count, _ in top]
         listed = sum(bucket.count for bucket in buckets)
-        total = listed
-        if len(top) == limit:
-            total = self.session.scalar(self._over(select(func.count()), ref)) or 0
-        return Facet(
-            field=ref.name, type=FacetTypeValues.values, buckets=buckets, other=total - listed
-        )
+        other = int(top[0].total) - listed if top else 0
+        return Facet(field=ref.name, type=FacetTypeValues.values, buckets=buckets, other=other)
 
     def _histogram(self, ref: FieldRef, spec: FacetSpec) -> Facet:
         number = SeriesAttribute.number_value

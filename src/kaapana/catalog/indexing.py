@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Final
 
-from sqlalchemy import Engine, delete, exists, insert, select
+from sqlalchemy import Engine, delete, exists, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from kaapana.catalog.derived import (
@@ -21,6 +21,7 @@ from kaapana.catalog.derived import (
 from kaapana.catalog.flatten import Document, FieldValue, distinct_values, flatten, typed_value
 from kaapana.db.engine import write_transaction
 from kaapana.db.models import (
+    CatalogGeneration,
     Instance,
     Patient,
     Series,
@@ -172,6 +173,7 @@ def index_series(engine: Engine, series_pks: Sequence[int]) -> int:
                 session.execute(insert(SeriesAttribute), attributes)
             if documents:
                 session.execute(insert(SeriesText), documents)
+            session.execute(update(CatalogGeneration).values(value=CatalogGeneration.value + 1))
             indexed += len(documents)
     return indexed
 

@@ -62,6 +62,7 @@ def import_command(
             report = import_paths(
                 platform.archive, paths, target, workers=workers, on_progress=advance
             )
+        platform.catalog.index_uids(report.series_instance_uids)
     if as_json:
         print_json(
             {
@@ -92,6 +93,7 @@ def demo_command(
     with platform_of(ctx) as platform:
         target = platform.archive.target(ADMIN_PROJECT, "demo")
         counts: dict[str, int] = {}
+        series_instance_uids: set[str] = set()
         with _progress() as progress:
             task = progress.add_task("generating demo data", total=None)
             for ds in demo_cohort(patients=patients, seed=seed):
@@ -99,7 +101,9 @@ def demo_command(
                 ds.save_as(buffer, enforce_file_format=True)
                 result = platform.archive.store_bytes(buffer.getvalue(), target, source="demo")
                 counts[result.status.value] = counts.get(result.status.value, 0) + 1
+                series_instance_uids.add(result.series_instance_uid)
                 progress.advance(task)
+        platform.catalog.index_uids(series_instance_uids)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     console().print(f"demo data in dataset 'demo': {summary}")
 

@@ -403,6 +403,17 @@ class SeriesAttribute(Base):
     number_value: Mapped[float | None] = mapped_column(Float)
 
 
+class CatalogGeneration(Base):
+    """How often the search index was written: one row, counted up by every indexing
+    transaction, so a process can tell that what it derived from the index is still current
+    (the field list of ``GET /fields``), also when another process wrote it."""
+
+    __tablename__ = "catalog_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class SeriesText(Base):
     """The free-text document of a series (descriptions, names, labels), full-text indexed."""
 
@@ -616,6 +627,7 @@ __all__ = [
     "Artifact",
     "AuditEvent",
     "Base",
+    "CatalogGeneration",
     "Dataset",
     "DatasetSeries",
     "DicomNode",
