@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from kaapana.config import Settings
 from kaapana.errors import InvalidInput
 from kaapana.workflows.definitions import INPUT_STEP
 
@@ -102,6 +103,9 @@ class TaskContext:
     references: tuple[SeriesInput, ...] = ()
     """Of a step with ``references``: the series the task's series reference (a SEG's image
     series) that the run's project holds, besides the task's own series."""
+    settings: Settings | None = None
+    """The installation's settings, for tasks of service workflows only (platform code that
+    opens the index and storage itself); None for every other task."""
 
     @property
     def batch_dir(self) -> Path:

@@ -456,6 +456,7 @@ class Scheduler:
             nodes=_node_addresses(session, workflow, params),
             calling_ae_title=self._settings.ae_title,
             references=tuple(references),
+            settings=self._settings if workflow.service else None,
         )
         attempt = task.attempts
         task_id = task.id
