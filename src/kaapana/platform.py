@@ -114,12 +114,10 @@ class Platform:
         # Set on the first start only: the generated password of `admin`, for the CLI to print.
         self.initial_admin_password: str | None = None
         if migrate:
-            admin = self.archive.projects.bootstrap(ae_title=settings.ae_title)
+            self.archive.projects.bootstrap(ae_title=settings.ae_title)
             # Thumbnails, references and validation of every arriving series, in the process
             # that owns the index (so each series is processed once), through the engine.
-            self.workflows.triggers.add_system(
-                project_pk=admin.id, name=SERIES_MEDIA, workflow=SERIES_MEDIA
-            )
+            self.workflows.triggers.add_system(name=SERIES_MEDIA, workflow=SERIES_MEDIA)
             password = settings.admin_password
             self.initial_admin_password = self.auth.bootstrap(
                 password.get_secret_value() if password else None

@@ -2,7 +2,7 @@
 run by the workflow engine like any workflow.
 
 The platform's system trigger rule ``series-media`` starts a run of ``series-media`` in the
-``admin`` project (which sees every series) for every series that arrives, so the catalog's
+series' project (the first that holds it) for every series that arrives, so the catalog's
 per-series work is scheduled, retried, logged and resumed after a restart by the engine: a
 series that arrives while no scheduler runs is processed when one starts. The task is platform
 code: it opens the index and storage from the installation's settings (``TaskContext.settings``,

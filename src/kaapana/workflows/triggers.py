@@ -13,7 +13,7 @@ workflows.
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 MatchesQuery = Callable[[int, int, dict[str, Any]], bool]
 """(project pk, series pk, catalog query) -> does the series match (wired by the catalog)."""
 StartRun = Callable[..., Any]
+SERIES_OWN_PROJECT = "(the series' project)"
+"""The project a system rule lists: its runs go to the first project holding the series."""
 
 
 class TriggerView(BaseModel):
@@ -53,7 +55,8 @@ class _Rule:
     """What evaluating a rule needs, whether a row or a system rule."""
 
     name: str
-    project_pk: int
+    project_pk: int | None
+    """None for a system rule: the project of the arriving series (the first that holds it)."""
     workflow: str
     query: dict[str, Any] | None
     params: dict[str, Any]
@@ -75,16 +78,17 @@ class Triggers:
         self._matches_query = matches_query
         self._system: list[_Rule] = []
 
-    def add_system(self, *, project_pk: int, name: str, workflow: str) -> None:
-        """A rule of the platform: ``workflow`` (a service workflow) for every series arriving
-        in the project (``admin`` sees every series)."""
+    def add_system(self, *, name: str, workflow: str) -> None:
+        """A rule of the platform: ``workflow`` (a service workflow) for every arriving series,
+        in the series' own project (the first that holds it), so that each series gets one
+        run, whichever projects hold it."""
         check_name("trigger name", name)
         if not self._workflow_of(workflow).service:
             raise InvalidInput(f"system rule {name!r}: workflow {workflow!r} is no service")
-        self._system.append(_Rule(name, project_pk, workflow, None, {}))
+        self._system.append(_Rule(name, None, workflow, None, {}))
 
-    def _refuse_system(self, project_pk: int, name: str, verb: str) -> None:
-        if any(r.project_pk == project_pk and r.name == name for r in self._system):
+    def _refuse_system(self, name: str, verb: str) -> None:
+        if any(r.name == name for r in self._system):
             raise Conflict(
                 f"trigger rule {name!r} is the platform's own (system rule); it cannot be {verb}"
             )
@@ -100,7 +104,7 @@ class Triggers:
         created_by: str = "",
     ) -> TriggerView:
         check_name("trigger name", name)
-        self._refuse_system(project_pk, name, "replaced")
+        self._refuse_system(name, "replaced")
         definition = self._workflow_of(workflow)
         if definition.service:
             raise InvalidInput(
@@ -151,7 +155,7 @@ class Triggers:
             rows = session.execute(statement.order_by(Project.name, TriggerRule.name)).all()
             system = [
                 TriggerView(
-                    project=_project_name(session, rule.project_pk),
+                    project=SERIES_OWN_PROJECT,
                     name=rule.name,
                     workflow=rule.workflow,
                     query=rule.query,
@@ -167,14 +171,14 @@ class Triggers:
             return system + [_view(rule, project) for rule, project in rows]
 
     def set_enabled(self, *, project_pk: int, name: str, enabled: bool) -> TriggerView:
-        self._refuse_system(project_pk, name, "disabled or enabled")
+        self._refuse_system(name, "disabled or enabled")
         with write_transaction(self._engine) as session:
             rule = _rule(session, project_pk, name)
             rule.enabled = enabled
             return _view(rule, _project_name(session, project_pk))
 
     def remove(self, *, project_pk: int, name: str) -> None:
-        self._refuse_system(project_pk, name, "removed")
+        self._refuse_system(name, "removed")
         with write_transaction(self._engine) as session:
             session.delete(_rule(session, project_pk, name))
 
@@ -192,7 +196,14 @@ class Triggers:
                 .where(SeriesProject.series_pk == series_pk, TriggerRule.enabled.is_(True))
                 .order_by(TriggerRule.id)
             ).all()
-            rules = self._system + [
+            own = session.scalar(
+                select(SeriesProject.project_pk)
+                .where(SeriesProject.series_pk == series_pk)
+                .order_by(SeriesProject.project_pk)
+                .limit(1)
+            )
+            system = [] if own is None else [replace(r, project_pk=own) for r in self._system]
+            rules = system + [
                 _Rule(row.name, row.project_pk, row.workflow, row.query, row.params) for row in rows
             ]
         started = []
