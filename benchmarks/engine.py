@@ -11,9 +11,13 @@ against a plain shell loop.
    one task per series) against ``xargs -P <workers>`` running ``dcm2niix`` over the same input
    folders (links to the same stored files) with the same parallelism. Target: <= 1.2x.
 
-An Airflow comparison is not part of this script (see benchmarks/README.md).
+3. ``airflow-noop``: the same no-op tasks in Apache Airflow (one task mapped with ``.expand``
+   over the indexes, LocalExecutor with parallelism = the workers above, PostgreSQL metadata
+   database), when its venv exists (``sh benchmarks/airflow_venv.sh``; see ``_airflow.py``).
+   Reported with the same formulas, beside ours.
 
-Usage: ``python benchmarks/engine.py [--quick] [--repeat N] [--out FILE]``; JSON to stdout.
+Usage: ``python benchmarks/engine.py [--quick] [--repeat N] [--airflow-tasks N]
+[--airflow-repeat N] [--out FILE]``; JSON to stdout.
 """
 
 import argparse
@@ -25,7 +29,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+from _airflow import AIRFLOW_VENV, airflow_version, run_noop
 from _common import Report, add_output_arguments, median, tool_versions
 from kaapana.archive.metadata import inspect
 from kaapana.config import Settings
@@ -87,6 +93,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 no-op tasks, 20 conversions")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per case")
+    parser.add_argument(
+        "--airflow-tasks",
+        type=int,
+        help="no-op tasks for Airflow (default: as for kaapana; 0: none)",
+    )
+    parser.add_argument("--airflow-repeat", type=int, default=1, help="timed Airflow runs")
     add_output_arguments(parser)
     args = parser.parse_args()
     noop_tasks, conversions = (100, 20) if args.quick else (1000, 200)
@@ -106,21 +118,9 @@ def main() -> None:
                 wall, tasks = _timed_run(platform, "noop", "noop")
                 walls.append(wall)
                 print(f"noop: {tasks} tasks in {wall:.2f} s", file=sys.stderr)
-            wall = median(walls)
-            per_task_ms = wall / noop_tasks * 1000
-            overhead_ms = per_task_ms * workers
-            report.cases.append(
-                {
-                    "case": "noop",
-                    "tasks": noop_tasks,
-                    "workers": workers,
-                    "wall_s": [round(w, 3) for w in walls],
-                    "wall_per_task_ms": round(per_task_ms, 2),
-                    "overhead_per_task_ms": round(overhead_ms, 2),
-                    "target_ms": 20,
-                    "met": overhead_ms <= 20,
-                }
-            )
+            overhead_ms = median(walls) / noop_tasks * 1000 * workers
+            report.cases.append(_noop_case("noop", noop_tasks, workers, walls))
+            report.cases[-1].update(target_ms=20, met=overhead_ms <= 20)
             platform.workflows.registry.add(
                 Workflow(
                     name="dcm2niix",
@@ -159,7 +159,44 @@ def main() -> None:
                     "met": ratio <= 1.2,
                 }
             )
+    airflow_tasks = noop_tasks if args.airflow_tasks is None else args.airflow_tasks
+    if airflow_tasks:
+        _airflow_case(report, airflow_tasks, workers, args.airflow_repeat)
     report.emit(args.out)
+
+
+def _noop_case(case: str, tasks: int, workers: int, walls: list[float]) -> dict[str, Any]:
+    """Wall per task, and overhead per task: worker time per task (``wall x workers / tasks``),
+    all of it overhead as the operator does nothing."""
+    per_task_ms = median(walls) / tasks * 1000
+    return {
+        "case": case,
+        "tasks": tasks,
+        "workers": workers,
+        "wall_s": [round(w, 3) for w in walls],
+        "wall_per_task_ms": round(per_task_ms, 2),
+        "overhead_per_task_ms": round(per_task_ms * workers, 2),
+    }
+
+
+def _airflow_case(report: Report, tasks: int, workers: int, repeat: int) -> None:
+    version = airflow_version()
+    if version is None:
+        report.errors.append(f"no Airflow venv at {AIRFLOW_VENV}: sh benchmarks/airflow_venv.sh")
+        return
+    report.environment["airflow"] = version
+    print(f"airflow {version}: {tasks} mapped no-op tasks", file=sys.stderr)
+    measured = run_noop(tasks=tasks, workers=workers, repeat=repeat)
+    case = _noop_case("airflow-noop", tasks, workers, measured["wall_s"])
+    case["task_duration_s"] = [round(t, 1) for t in measured["task_s"]]
+    report.cases.append(case)
+    ours = next(c for c in report.cases if c["case"] == "noop")
+    report.ratio(
+        "airflow_over_kaapana_overhead",
+        case["overhead_per_task_ms"],
+        ours["overhead_per_task_ms"],
+        None,
+    )
 
 
 if __name__ == "__main__":

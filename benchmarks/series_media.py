@@ -4,6 +4,10 @@ One CT phantom series (and its SEG) is stored in a fresh in-process platform on 
 steps the background worker runs are timed one by one, several times: recording references, the
 thumbnail of the CT and of the SEG (overlay), and validation with dciodvfy (when installed) and
 with the built-in checks. The figures say how many arriving series one worker keeps up with.
+Then ``arrival``: N more CT series of the same size arrive at once and go the way of a server's,
+through the system trigger rule and the service workflow ``series-media`` on the default
+cluster (started, and warmed up by the first two series, as a running server has it), timed
+from the announcement until every run has ended; ``per_series_ms`` is wall time / N.
 
 Usage: ``python benchmarks/series_media.py [--quick] [--repeat N] [--out FILE]``; JSON goes to
 stdout (and FILE), progress to stderr.
@@ -21,7 +25,9 @@ from typing import Any
 from sqlalchemy import select
 
 from _common import Report, add_output_arguments, latency_summary, tool_versions
+from kaapana.archive import SeriesQuietMonitor
 from kaapana.catalog import make_series_thumbnail, record_references, validate_series
+from kaapana.catalog.series_workflow import SERIES_MEDIA
 from kaapana.config import Settings
 from kaapana.db.engine import session_factory, write_transaction
 from kaapana.db.models import Series
@@ -39,10 +45,25 @@ def _timed(step: Callable[[], Any], repeat: int) -> dict[str, float]:
     return latency_summary(samples)
 
 
+def _announce_and_wait(platform: Platform) -> float:
+    """Announce every quiet series; seconds until every run of the service has ended."""
+    monitor = SeriesQuietMonitor(platform.engine, platform.events, quiet_seconds=0.001)
+    time.sleep(0.01)
+    start = time.perf_counter()
+    monitor.poll()
+    for run in platform.workflows.list_runs(limit=1000):
+        if run.workflow == SERIES_MEDIA:
+            ended = platform.workflows.wait(run.id, timeout=3600, poll=0.02)
+            if ended.state != "succeeded":
+                raise RuntimeError(f"run {run.id} of {SERIES_MEDIA} ended {ended.state}")
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 64x64x16 series instead")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each step")
+    parser.add_argument("--arrivals", type=int, default=20, help="series of the arrival case")
     add_output_arguments(parser)
     args = parser.parse_args()
     size, slices = (64, 16) if args.quick else (256, 96)
@@ -100,6 +121,25 @@ def main() -> None:
             for name, step in steps.items():
                 print(f"timing {name}", file=sys.stderr)
                 report.cases.append({"case": name, **_timed(step, args.repeat)})
+            print(f"timing the arrival of {args.arrivals} series", file=sys.stderr)
+            platform.workflows.start()
+            _announce_and_wait(platform)  # the CT and SEG above: starts the cluster
+            arriving = [
+                ds
+                for seed in range(100, 100 + args.arrivals)
+                for ds in ct_series(rows=size, columns=size, slices=slices, seed=seed)
+            ]
+            for path in write_datasets(arriving, Path(tmp) / "arriving"):
+                platform.archive.store_bytes(path.read_bytes(), target)
+            wall = _announce_and_wait(platform)
+            report.cases.append(
+                {
+                    "case": "arrival",
+                    "series": args.arrivals,
+                    "wall_s": round(wall, 3),
+                    "per_series_ms": round(wall / args.arrivals * 1000, 2),
+                }
+            )
     report.emit(args.out)
 
 

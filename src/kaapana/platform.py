@@ -6,8 +6,14 @@ from typing import Self
 from kaapana.archive import Archive, EventBus, SeriesArrived
 from kaapana.archive.deletion import finish_removals
 from kaapana.auth.service import Auth
-from kaapana.catalog import Catalog, Datasets, SeriesDeletion, SeriesJobs, SeriesMedia
+from kaapana.catalog import Catalog, Datasets, SeriesDeletion, SeriesMedia
 from kaapana.catalog.references import referenced_series_uids
+from kaapana.catalog.series_workflow import (
+    REINDEX_SERIES,
+    SERIES_MEDIA,
+    SERIES_MEDIA_WORKFLOW,
+    reindex_series_handler,
+)
 from kaapana.catalog.thumbnails import thumbnail_results
 from kaapana.catalog.workflow_actions import (
     ADD_TO_DATASET,
@@ -89,6 +95,11 @@ class Platform:
         self.workflows.actions.register(
             SET_SERIES_FEATURES, set_series_features_handler(self.catalog)
         )
+        # The catalog's per-series work: a service workflow, re-indexing on the scheduler side.
+        self.workflows.registry.add(SERIES_MEDIA_WORKFLOW, source="builtin")
+        self.workflows.actions.register(
+            REINDEX_SERIES, reindex_series_handler(self.engine, self.catalog)
+        )
         self.events.subscribe(SeriesArrived, self.workflows.triggers.on_series_arrived)
         self.federation = Federation(
             settings=settings,
@@ -104,33 +115,22 @@ class Platform:
         self.initial_admin_password: str | None = None
         if migrate:
             self.archive.projects.bootstrap(ae_title=settings.ae_title)
+            # Thumbnails, references and validation of every arriving series, in the process
+            # that owns the index (so each series is processed once), through the engine.
+            self.workflows.triggers.add_system(name=SERIES_MEDIA, workflow=SERIES_MEDIA)
             password = settings.admin_password
             self.initial_admin_password = self.auth.bootstrap(
                 password.get_secret_value() if password else None
             )
             self.archive.recover()
             finish_removals(self.engine, self.store, self.removal_intents, self.series_results)
-        # Thumbnails, references and validation of arrived series; run by the process that
-        # owns the index, so each series is processed once.
-        self.series_jobs: SeriesJobs | None = None
-        if migrate:
-            # Each processed series is indexed again, with the series its references link.
-            self.series_jobs = SeriesJobs(self.series_media, on_processed=self.catalog.reindex)
-            self.events.subscribe(SeriesArrived, self.series_jobs.on_series_arrived)
 
     @property
     def series_media(self) -> SeriesMedia:
         """What the per-series catalog functions need."""
-        return SeriesMedia(
-            engine=self.engine,
-            store=self.store,
-            results=self.results,
-            dciodvfy_path=self.settings.dciodvfy_path,
-        )
+        return SeriesMedia.of(self.settings, self.engine)
 
     def close(self) -> None:
-        if self.series_jobs is not None:
-            self.series_jobs.close()
         self.federation.close()
         self.workflows.close()
         self.archive.close()

@@ -2,12 +2,13 @@
 kept for brute force), the dataset cohorts and the REST site of the API tests."""
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
 
 import pytest
+from distributed import LocalCluster
 from pydicom import Dataset
 
 from kaapana.catalog import parse_query
@@ -20,6 +21,29 @@ from tests.conftest import postgres_schema
 from tests.helpers import part10
 
 HOSTILE_DESCRIPTION = "50%_off 'x'; DROP TABLE series;--"
+
+
+@pytest.fixture(scope="session")
+def series_media_cluster() -> Iterator[LocalCluster]:
+    """One Dask cluster for the service runs (thumbnails, validation) of every catalog test; a
+    local cluster per platform would cost seconds per test."""
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def make_settings(
+    make_settings: Callable[..., Settings], series_media_cluster: LocalCluster
+) -> Callable[..., Settings]:
+    """The settings of ``tests/conftest.py``, with workflow tasks on the shared cluster."""
+
+    def make(**overrides: object) -> Settings:
+        overrides.setdefault("dask_scheduler", series_media_cluster.scheduler_address)
+        return make_settings(**overrides)
+
+    return make
 
 
 @functools.cache

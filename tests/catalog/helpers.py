@@ -13,7 +13,9 @@ from pydicom.uid import (
 )
 
 from kaapana.archive import SeriesQuietMonitor
+from kaapana.catalog.series_workflow import SERIES_MEDIA
 from kaapana.platform import Platform
+from kaapana.workflows.views import RunDetailView
 from tests.helpers import part10
 
 
@@ -23,14 +25,21 @@ def store(platform: Platform, datasets: Iterable[Dataset], project: str = "admin
         platform.archive.store_bytes(part10(ds), target)
 
 
-def arrive(platform: Platform) -> None:
+def arrive(platform: Platform) -> list[RunDetailView]:
     """Announce every stored series (as the monitor does once they are quiet) and wait until
-    the background jobs have processed them."""
+    the runs of the service workflow ``series-media`` have processed them; returns those runs."""
     monitor = SeriesQuietMonitor(platform.engine, platform.events, quiet_seconds=0.001)
     time.sleep(0.01)
     monitor.poll()
-    assert platform.series_jobs is not None
-    assert platform.series_jobs.join(120)
+    return series_media_runs(platform)
+
+
+def series_media_runs(platform: Platform) -> list[RunDetailView]:
+    """Every run of ``series-media``, once each has ended."""
+    runs = [r for r in platform.workflows.list_runs(limit=1000) if r.workflow == SERIES_MEDIA]
+    ended = [platform.workflows.wait(r.id, timeout=120, poll=0.05) for r in runs]
+    assert all(r.finished_at is not None for r in ended), [(r.id, r.state) for r in ended]
+    return ended
 
 
 def _document(image: Dataset, **values: object) -> Dataset:

@@ -109,11 +109,14 @@ def test_trigger_rules(data_dir: tuple[Path, list[str]]) -> None:
     out = kaapana(folder, *args[:2], "q", *args[3:], "--query", '{"Modality": "SEG"}', code=1)
     assert "unknown key 'Modality'" in out
     listed = json.loads(kaapana(folder, "triggers", "list", "--json"))
-    assert [(r["name"], r["params"], r["enabled"]) for r in listed] == [
-        ("meta", {"indent": 1}, True)
+    assert [(r["name"], r["params"], r["enabled"], r["system"]) for r in listed] == [
+        ("series-media", {}, True, True),  # the platform's own: thumbnails and validation
+        ("meta", {"indent": 1}, True, False),
     ]
     kaapana(folder, "triggers", "enable", "meta", "--project", "admin", "--off")
-    assert not json.loads(kaapana(folder, "triggers", "list", "--json"))[0]["enabled"]
+    assert not json.loads(kaapana(folder, "triggers", "list", "--json"))[1]["enabled"]
+    out = kaapana(folder, "triggers", "remove", "series-media", "--project", "admin", code=1)
+    assert "system rule" in out
     kaapana(folder, "triggers", "remove", "meta", "--project", "admin")
     assert "not found" in kaapana(
         folder, "triggers", "remove", "meta", "--project", "admin", code=1

@@ -3,7 +3,7 @@
 Search on any DICOM attribute with free text, facets, fields and tags; datasets with their counts
 and manifests; series deletion; and what is known about each series beyond its index row:
 thumbnails, validation, completeness and the references between series, each made once when a
-series arrives (:class:`SeriesJobs`) and served from the stored result.
+series arrives (the service workflow ``series-media``) and served from the stored result.
 """
 
 from kaapana.catalog.catalog import Catalog
@@ -25,7 +25,7 @@ from kaapana.catalog.references import (
 )
 from kaapana.catalog.search import SearchPage, SeriesHit
 from kaapana.catalog.series_deletion import SeriesDeletion
-from kaapana.catalog.series_jobs import SeriesJobs, SeriesMedia, process_arrived_series
+from kaapana.catalog.series_jobs import SeriesMedia, process_arrived_series
 from kaapana.catalog.summary import SeriesSummary, summarize, summarize_each
 from kaapana.catalog.thumbnails import make_series_thumbnail, series_thumbnail, thumbnail_key
 from kaapana.catalog.validation import (
@@ -50,7 +50,6 @@ __all__ = [
     "SearchPage",
     "SeriesDeletion",
     "SeriesHit",
-    "SeriesJobs",
     "SeriesMedia",
     "SeriesSummary",
     "SeriesValidationResult",

@@ -218,7 +218,8 @@ def list_runs(
     for r in runs:
         counts = " ".join(f"{s}={n}" for s, n in sorted(r.task_counts.items()))
         created = r.created_at.isoformat(timespec="seconds")
-        table.add_row(str(r.id), r.workflow, r.version, r.project, r.state, counts, created)
+        workflow = f"{r.workflow} (service)" if r.service else r.workflow
+        table.add_row(str(r.id), workflow, r.version, r.project, r.state, counts, created)
     console().print(table)
 
 
@@ -356,7 +357,7 @@ def list_triggers(ctx: typer.Context, as_json: AsJson = False) -> None:
     table = Table("project", "name", "workflow", "query", "params", "enabled")
     for r in rules:
         query = json.dumps(r.query) if r.query is not None else "(every series)"
-        enabled = "yes" if r.enabled else "no"
+        enabled = "system" if r.system else "yes" if r.enabled else "no"
         table.add_row(r.project, r.name, r.workflow, query, json.dumps(r.params), enabled)
     console().print(table)
 

@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from kaapana.config import Settings
 from kaapana.errors import InvalidInput
 from kaapana.workflows.definitions import INPUT_STEP
 
@@ -105,6 +106,9 @@ class TaskContext:
     companions: tuple[SeriesInput, ...] = ()
     """Of a step with ``companions``: the run's other input series that reference a series the
     task's series references (the other SEGs of its image series)."""
+    settings: Settings | None = None
+    """The installation's settings, for tasks of service workflows only (platform code that
+    opens the index and storage itself); None for every other task."""
 
     @property
     def batch_dir(self) -> Path:

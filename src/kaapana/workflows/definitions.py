@@ -230,6 +230,7 @@ class Workflow:
         permission: PermissionValues = PermissionValues.write,
         federated_outputs: Sequence[str] = (),
         federated_weights: Sequence[str] = (),
+        service: bool = False,
     ) -> None:
         """``needs_series=False``: a workflow of per-run steps only (an import) may run without
         input series. ``project_params`` name parameters holding projects the run stores into
@@ -242,8 +243,13 @@ class Workflow:
         ``federated_outputs`` name the artifacts (file names) that may leave a site when the
         workflow runs as a federated job; nothing else is ever uploaded. ``federated_weights``
         name those of them that are model weights (torch state-dict files): they may leave
-        although they are tensors, and only as state dicts (``kaapana.federation.outputs``)."""
+        although they are tensors, and only as state dicts (``kaapana.federation.outputs``).
+        ``service``: the platform's own work on arriving series (the catalog's thumbnails and
+        validation), started by the platform's system trigger rules and never by users' rules;
+        its runs are shown to administrators only, and its tasks, platform code, get the
+        installation's settings (``TaskContext.settings``) to open the index and storage."""
         self.name = check_name("name", name)
+        self.service = bool(service)
         if not isinstance(version, str) or not version.strip() or len(version) > 64:
             raise InvalidInput(f"'version' must be a string of 1-64 characters, got {version!r}")
         self.version = version

@@ -165,6 +165,7 @@ class Engine:
             source=self.registry.source(workflow.name),
             max_parallel=workflow.max_parallel,
             parameters_schema=workflow.parameters_schema(),
+            service=workflow.service,
             steps=[
                 StepView(
                     name=s.name,
@@ -361,9 +362,17 @@ class Engine:
 
     def _run(self, session: Any, run_id: int, scope: ProjectScope, *, lock: bool = False) -> Run:
         run = session.get(Run, run_id, with_for_update=lock)
-        if run is None or (scope is not None and run.project_pk not in scope):
+        if run is None or (
+            scope is not None
+            and (run.project_pk not in scope or run.workflow in self._service_workflows())
+        ):
             raise NotFound(f"run {run_id} not found")
         return run
+
+    def _service_workflows(self) -> frozenset[str]:
+        """Names of the service workflows: their runs are the platform's, for administrators
+        (``scope`` None) only."""
+        return frozenset(w.name for w in self.registry.all() if w.service)
 
     def list_runs(
         self, *, scope: ProjectScope = None, project_pk: int | None = None, limit: int = 100
@@ -372,8 +381,11 @@ class Engine:
             raise InvalidInput(f"'limit' must be 1-1000, got {limit}")
         with self._sessions() as session:
             statement = select(Run, Project.name).join(Project, Project.id == Run.project_pk)
+            services = self._service_workflows()
             if scope is not None:
-                statement = statement.where(Run.project_pk.in_(sorted(scope)))
+                statement = statement.where(
+                    Run.project_pk.in_(sorted(scope)), Run.workflow.not_in(sorted(services))
+                )
             if project_pk is not None:
                 statement = statement.where(Run.project_pk == project_pk)
             rows = session.execute(statement.order_by(Run.id.desc()).limit(limit)).all()
@@ -383,7 +395,10 @@ class Engine:
                     select(Task.run_pk, Task.state).where(Task.run_pk.in_(list(counts)))
                 ):
                     counts[run_pk][state] += 1
-            return [_run_view(run, name, dict(counts[run.id])) for run, name in rows]
+            return [
+                _run_view(run, name, dict(counts[run.id]), run.workflow in services)
+                for run, name in rows
+            ]
 
     def get_run(self, run_id: int, *, scope: ProjectScope = None) -> RunDetailView:
         with self._sessions() as session:
@@ -408,7 +423,12 @@ class Engine:
                 pass
             views = [self._task_view(run_id, t) for t in tasks]
             counts = Counter(t.state for t in tasks)
-            summary = _run_view(run, project.name if project else "", dict(counts))
+            summary = _run_view(
+                run,
+                project.name if project else "",
+                dict(counts),
+                run.workflow in self._service_workflows(),
+            )
             return RunDetailView(
                 **summary.model_dump(), series_instance_uids=uids, dag=dag, tasks=views
             )
@@ -550,7 +570,7 @@ class Engine:
         return diff_manifests(self.manifest(a, scope=scope), self.manifest(b, scope=scope))
 
 
-def _run_view(run: Run, project: str, counts: dict[str, int]) -> RunView:
+def _run_view(run: Run, project: str, counts: dict[str, int], service: bool) -> RunView:
     return RunView(
         id=run.id,
         project=project,
@@ -567,6 +587,7 @@ def _run_view(run: Run, project: str, counts: dict[str, int]) -> RunView:
         started_at=run.started_at,
         finished_at=run.finished_at,
         task_counts=counts,
+        service=service,
     )
 
 

@@ -491,6 +491,7 @@ class Scheduler:
             calling_ae_title=self._settings.ae_title,
             references=tuple(references),
             companions=tuple(companions),
+            settings=self._settings if workflow.service else None,
         )
         attempt = task.attempts
         task_id = task.id
@@ -545,10 +546,20 @@ class Scheduler:
                     _append_log(watched.ctx, traceback.format_exc())
                     outcome = replace(outcome, end=EndValues.failed, error=detail)
             kept.append((task_id, attempt, watched, outcome, collected))
+        if not kept:
+            return
         with write_transaction(self._engine) as session:
-            # Rows locked in id order, as cancel and retry lock them: no deadlock between them.
+            # One query for the batch; rows locked in id order, as cancel and retry lock them:
+            # no deadlock between them.
+            rows = session.scalars(
+                select(Task)
+                .where(Task.id.in_([k[0] for k in kept]))
+                .order_by(Task.id)
+                .with_for_update()
+            )
+            tasks = {task.id: task for task in rows}
             for task_id, attempt, watched, outcome, collected in sorted(kept, key=lambda k: k[0]):
-                task = session.get(Task, task_id, with_for_update=True)
+                task = tasks.get(task_id)
                 if task is None or task.state != TaskStateValues.running:
                     continue
                 if task.attempts == attempt:

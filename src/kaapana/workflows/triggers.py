@@ -4,10 +4,16 @@ Rules are rows (``trigger_rules``), evaluated on each ``SeriesArrived`` in the p
 the series monitor (``kaapana serve``). Whether a series matches a rule's catalog query is the
 catalog's answer (``matches_query``); without a catalog, only rules without a query (every series
 of the project) can be created. A failing rule is logged and never stops the others.
+
+System rules are the platform's own (``add_system``, e.g. the catalog's thumbnails and validation
+of every arriving series): evaluated first, on the same path, listed to administrators with
+``system``, and never removed, disabled or shadowed by a user's rule. Only they start service
+workflows.
 """
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +33,8 @@ log = logging.getLogger(__name__)
 MatchesQuery = Callable[[int, int, dict[str, Any]], bool]
 """(project pk, series pk, catalog query) -> does the series match (wired by the catalog)."""
 StartRun = Callable[..., Any]
+SERIES_OWN_PROJECT = "(the series' project)"
+"""The project a system rule lists: its runs go to the first project holding the series."""
 
 
 class TriggerView(BaseModel):
@@ -37,7 +45,21 @@ class TriggerView(BaseModel):
     params: dict[str, Any]
     enabled: bool
     created_by: str
-    created_at: datetime
+    created_at: datetime | None
+    """None for a system rule, which lives in the platform's code, not in the database."""
+    system: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """What evaluating a rule needs, whether a row or a system rule."""
+
+    name: str
+    project_pk: int | None
+    """None for a system rule: the project of the arriving series (the first that holds it)."""
+    workflow: str
+    query: dict[str, Any] | None
+    params: dict[str, Any]
 
 
 class Triggers:
@@ -54,6 +76,22 @@ class Triggers:
         self._workflow_of = workflow_of
         self._start_run = start_run
         self._matches_query = matches_query
+        self._system: list[_Rule] = []
+
+    def add_system(self, *, name: str, workflow: str) -> None:
+        """A rule of the platform: ``workflow`` (a service workflow) for every arriving series,
+        in the series' own project (the first that holds it), so that each series gets one
+        run, whichever projects hold it."""
+        check_name("trigger name", name)
+        if not self._workflow_of(workflow).service:
+            raise InvalidInput(f"system rule {name!r}: workflow {workflow!r} is no service")
+        self._system.append(_Rule(name, None, workflow, None, {}))
+
+    def _refuse_system(self, name: str, verb: str) -> None:
+        if any(r.name == name for r in self._system):
+            raise Conflict(
+                f"trigger rule {name!r} is the platform's own (system rule); it cannot be {verb}"
+            )
 
     def add(
         self,
@@ -66,7 +104,12 @@ class Triggers:
         created_by: str = "",
     ) -> TriggerView:
         check_name("trigger name", name)
+        self._refuse_system(name, "replaced")
         definition = self._workflow_of(workflow)
+        if definition.service:
+            raise InvalidInput(
+                f"workflow {workflow!r} is a service of the platform; only the platform starts it"
+            )
         if definition.permission is PermissionValues.manage:
             raise InvalidInput(
                 f"workflow {workflow!r} needs manage access to the project (it deletes data); "
@@ -110,15 +153,32 @@ class Triggers:
             if scope is not None:
                 statement = statement.where(TriggerRule.project_pk.in_(sorted(scope)))
             rows = session.execute(statement.order_by(Project.name, TriggerRule.name)).all()
-            return [_view(rule, project) for rule, project in rows]
+            system = [
+                TriggerView(
+                    project=SERIES_OWN_PROJECT,
+                    name=rule.name,
+                    workflow=rule.workflow,
+                    query=rule.query,
+                    params=rule.params,
+                    enabled=True,
+                    created_by="system",
+                    created_at=None,
+                    system=True,
+                )
+                for rule in self._system
+                if scope is None
+            ]
+            return system + [_view(rule, project) for rule, project in rows]
 
     def set_enabled(self, *, project_pk: int, name: str, enabled: bool) -> TriggerView:
+        self._refuse_system(name, "disabled or enabled")
         with write_transaction(self._engine) as session:
             rule = _rule(session, project_pk, name)
             rule.enabled = enabled
             return _view(rule, _project_name(session, project_pk))
 
     def remove(self, *, project_pk: int, name: str) -> None:
+        self._refuse_system(name, "removed")
         with write_transaction(self._engine) as session:
             session.delete(_rule(session, project_pk, name))
 
@@ -130,12 +190,22 @@ class Triggers:
             )
             if series_pk is None:
                 return []
-            rules = session.scalars(
+            rows = session.scalars(
                 select(TriggerRule)
                 .join(SeriesProject, SeriesProject.project_pk == TriggerRule.project_pk)
                 .where(SeriesProject.series_pk == series_pk, TriggerRule.enabled.is_(True))
                 .order_by(TriggerRule.id)
             ).all()
+            own = session.scalar(
+                select(SeriesProject.project_pk)
+                .where(SeriesProject.series_pk == series_pk)
+                .order_by(SeriesProject.project_pk)
+                .limit(1)
+            )
+            system = [] if own is None else [replace(r, project_pk=own) for r in self._system]
+            rules = system + [
+                _Rule(row.name, row.project_pk, row.workflow, row.query, row.params) for row in rows
+            ]
         started = []
         for rule in rules:
             try:

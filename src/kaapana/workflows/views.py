@@ -27,6 +27,7 @@ class WorkflowView(BaseModel):
     max_parallel: int | None
     parameters_schema: dict[str, Any]
     steps: list[StepView]
+    service: bool = False
 
 
 class LoadErrorView(BaseModel):
@@ -63,6 +64,8 @@ class RunView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     task_counts: dict[str, int]
+    service: bool = False
+    """A run of a service workflow (the platform's own work), shown to administrators only."""
 
 
 class RunDetailView(RunView):

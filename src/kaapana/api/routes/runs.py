@@ -12,6 +12,7 @@ from kaapana.api.deps import CurrentPrincipal, PlatformDep, client_address
 from kaapana.api.routes.datasets import attachment
 from kaapana.auth.principal import Principal
 from kaapana.auth.roles import PermissionValues
+from kaapana.errors import Forbidden
 from kaapana.platform import Platform
 from kaapana.workflows.views import ArtifactView, RunDetailView, RunView
 
@@ -58,7 +59,10 @@ def _audit(
 
 
 def _may_start(platform: Platform, principal: Principal, project_pk: int, workflow: str) -> None:
-    """Beyond write access: what the workflow needs (``manage`` for one that deletes data)."""
+    """Beyond write access: what the workflow needs (``manage`` for one that deletes data; an
+    administrator for a service workflow, the platform's own work)."""
+    if platform.workflows.registry.get(workflow).service and principal.scope is not None:
+        raise Forbidden(f"workflow {workflow!r} is a service of the platform: administrators only")
     permission = platform.workflows.permission(workflow)
     if permission is not PermissionValues.write:
         principal.require(project_pk, permission, what=f"project of workflow {workflow!r}")

@@ -16,7 +16,8 @@ function newRow(run) {
   return h("tr", { "data-run": run.id },
     h("td", {}, h("a", { href: `/p/${encodeURIComponent(project)}/runs/${run.id}` }, `#${run.id}`)),
     h("td", {}, h("span", {})),
-    h("td", {}, `${run.workflow} `, h("span", { class: "muted" }, run.version)),
+    h("td", {}, `${run.workflow} `, h("span", { class: "muted" }, run.version),
+      run.service ? h("span", { class: "muted" }, " service") : ""),
     h("td", {}, run.created_by),
     h("td", {}, run.created_at.replace("T", " ").slice(0, 19)),
     h("td", {}));
