@@ -36,7 +36,11 @@ def arrive(platform: Platform) -> list[RunDetailView]:
 
 def series_media_runs(platform: Platform) -> list[RunDetailView]:
     """Every run of ``series-media``, once each has ended."""
-    runs = [r for r in platform.workflows.list_runs(limit=1000) if r.workflow == SERIES_MEDIA]
+    runs = [
+        r
+        for r in platform.workflows.list_runs(limit=1000, services=True)
+        if r.workflow == SERIES_MEDIA
+    ]
     ended = [platform.workflows.wait(r.id, timeout=120, poll=0.05) for r in runs]
     assert all(r.finished_at is not None for r in ended), [(r.id, r.state) for r in ended]
     return ended

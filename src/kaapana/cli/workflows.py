@@ -205,12 +205,18 @@ def list_runs(
     ctx: typer.Context,
     project: Annotated[str | None, typer.Option(help="Only runs of this project.")] = None,
     limit: Annotated[int, typer.Option(help="Most runs shown, newest first.")] = 50,
+    services: Annotated[
+        bool,
+        typer.Option(
+            "--services", help="Also the platform's service runs (one per arriving series)."
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """List runs, newest first."""
     with platform_of(ctx) as platform:
         project_pk = platform.archive.projects.get(project).id if project else None
-        runs = platform.workflows.list_runs(project_pk=project_pk, limit=limit)
+        runs = platform.workflows.list_runs(project_pk=project_pk, limit=limit, services=services)
     if as_json:
         print_json([r.model_dump(mode="json") for r in runs])
         return

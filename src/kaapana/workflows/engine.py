@@ -375,17 +375,25 @@ class Engine:
         return frozenset(w.name for w in self.registry.all() if w.service)
 
     def list_runs(
-        self, *, scope: ProjectScope = None, project_pk: int | None = None, limit: int = 100
+        self,
+        *,
+        scope: ProjectScope = None,
+        project_pk: int | None = None,
+        limit: int = 100,
+        services: bool = False,
     ) -> list[RunView]:
+        """Newest first. The service workflows' runs (one per arriving series) are listed only
+        when ``services`` asks for them and only to administrators (``scope`` None): they would
+        bury the researchers' runs."""
         if not 1 <= limit <= 1000:
             raise InvalidInput(f"'limit' must be 1-1000, got {limit}")
         with self._sessions() as session:
             statement = select(Run, Project.name).join(Project, Project.id == Run.project_pk)
-            services = self._service_workflows()
+            services_named = self._service_workflows()
             if scope is not None:
-                statement = statement.where(
-                    Run.project_pk.in_(sorted(scope)), Run.workflow.not_in(sorted(services))
-                )
+                statement = statement.where(Run.project_pk.in_(sorted(scope)))
+            if scope is not None or not services:
+                statement = statement.where(Run.workflow.not_in(sorted(services_named)))
             if project_pk is not None:
                 statement = statement.where(Run.project_pk == project_pk)
             rows = session.execute(statement.order_by(Run.id.desc()).limit(limit)).all()
@@ -396,7 +404,7 @@ class Engine:
                 ):
                     counts[run_pk][state] += 1
             return [
-                _run_view(run, name, dict(counts[run.id]), run.workflow in services)
+                _run_view(run, name, dict(counts[run.id]), run.workflow in services_named)
                 for run, name in rows
             ]
 

@@ -107,13 +107,22 @@ def list_runs(
     principal: CurrentPrincipal,
     project: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    services: Annotated[
+        bool,
+        Query(
+            description="Also the platform's service runs (series-media, one per arriving "
+            "series); administrators only, ignored for others."
+        ),
+    ] = False,
 ) -> list[RunView]:
     project_pk = None
     if project is not None:
         found = platform.archive.projects.get(project)
         principal.require(found.id, PermissionValues.read, what=f"project {project!r}")
         project_pk = found.id
-    return platform.workflows.list_runs(scope=principal.scope, project_pk=project_pk, limit=limit)
+    return platform.workflows.list_runs(
+        scope=principal.scope, project_pk=project_pk, limit=limit, services=services
+    )
 
 
 @router.get("/diff", operation_id="diff_runs")
