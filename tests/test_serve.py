@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pydicom
@@ -151,10 +152,18 @@ def test_serve_answers_https_and_dicom_and_stops_gracefully(
     login = https.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
     assert login.status_code == 200
     assert "secure" in login.headers["set-cookie"].lower()  # served over TLS
-    studies = https.get("/api/v1/studies", timeout=10).json()["items"]
-    assert len(studies) == 1
-    assert studies[0]["number_of_study_related_instances"] == 200
-    assert studies[0]["modalities_in_study"] == ["CT"]
+
+    # Each instance was acknowledged once durable; the index follows a moment later.
+    def studies() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = https.get("/api/v1/studies", timeout=10).json()["items"]
+        return items
+
+    wait_until(
+        lambda: [s["number_of_study_related_instances"] for s in studies()] == [200],
+        what="the 200 acknowledged instances in the index",
+    )
+    (study,) = studies()
+    assert study["modalities_in_study"] == ["CT"]
     https.close()
     output = stop(server)
     assert server.process.returncode == 130  # the shell's code for Ctrl-C, after a clean stop
