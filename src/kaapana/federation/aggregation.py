@@ -10,7 +10,7 @@ model weights, with a local training workflow that reads the global model from i
 
 import base64
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,6 +45,41 @@ class Aggregator(Protocol):
         """What the sites of the next round receive of the global artifact (a model, say);
         empty: nothing. Keeps what one site delivered from reaching the others."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryPooling:
+    """An aggregator of one JSON summary per site (statistics, radiomics): each round's global
+    artifact is that file with the pooled summary and every site's own; nothing is broadcast,
+    so no site sees another's figures."""
+
+    name: str
+    """The file each site delivers and the global artifact holds."""
+    pool: Callable[[Iterable[Any]], dict[str, Any]]
+
+    def initial(self, params: Mapping[str, Any]) -> Files:
+        return {}
+
+    def aggregate(
+        self,
+        *,
+        round: int,
+        params: Mapping[str, Any],
+        current: Files,
+        outputs: Mapping[str, Files],
+    ) -> Files:
+        per_site = {site: json.loads(files[self.name]) for site, files in sorted(outputs.items())}
+        document = {"round": round, "pooled": self.pool(per_site.values()), "sites": per_site}
+        return {self.name: json.dumps(document, sort_keys=True).encode()}
+
+    def broadcast(self, current: Files) -> Files:
+        return {}
+
+    def summary(self, current: Files) -> dict[str, Any]:
+        if self.name not in current:
+            return {}
+        result: dict[str, Any] = json.loads(current[self.name])
+        return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,4 +133,12 @@ def unpack_files(blob: bytes) -> Files:
     return {name: base64.b64decode(data) for name, data in json.loads(blob).items()}
 
 
-__all__ = ["Aggregator", "FederatedPlan", "Files", "Plans", "pack_files", "unpack_files"]
+__all__ = [
+    "Aggregator",
+    "FederatedPlan",
+    "Files",
+    "Plans",
+    "SummaryPooling",
+    "pack_files",
+    "unpack_files",
+]

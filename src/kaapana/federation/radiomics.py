@@ -9,11 +9,10 @@ quantile sketch: quartiles are read off it), so the pooled summaries equal the s
 union of the sites' cases. This module holds no PyRadiomics: the orchestrator pools without it.
 """
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from kaapana.federation.aggregation import FederatedPlan, Files
+from kaapana.federation.aggregation import FederatedPlan, SummaryPooling
 from kaapana.federation.statistics import finish_summary, merge_summary, value_summary
 
 if TYPE_CHECKING:
@@ -104,40 +103,10 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
     return {"labels": labels}
 
 
-class RadiomicsPooling:
-    """Aggregator of federated-radiomics: pooled summaries, per site and in total."""
-
-    def initial(self, params: Mapping[str, Any]) -> Files:
-        return {}
-
-    def aggregate(
-        self,
-        *,
-        round: int,
-        params: Mapping[str, Any],
-        current: Files,
-        outputs: Mapping[str, Files],
-    ) -> Files:
-        per_site = {
-            site: json.loads(files[RADIOMICS_NAME]) for site, files in sorted(outputs.items())
-        }
-        document = {"round": round, "pooled": pool_radiomics(per_site.values()), "sites": per_site}
-        return {RADIOMICS_NAME: json.dumps(document, sort_keys=True).encode()}
-
-    def broadcast(self, current: Files) -> Files:
-        return {}
-
-    def summary(self, current: Files) -> dict[str, Any]:
-        if RADIOMICS_NAME not in current:
-            return {}
-        result: dict[str, Any] = json.loads(current[RADIOMICS_NAME])
-        return result
-
-
 RADIOMICS_PLAN = FederatedPlan(
     name=WORKFLOW_NAME,
     workflow=WORKFLOW_NAME,
-    aggregator=RadiomicsPooling(),
+    aggregator=SummaryPooling(RADIOMICS_NAME, pool_radiomics),
     description="PyRadiomics shape and first-order features per segment label, summarised at "
     "every site and pooled centrally.",
 )
@@ -146,7 +115,6 @@ __all__ = [
     "RADIOMICS_NAME",
     "RADIOMICS_PLAN",
     "WORKFLOW_NAME",
-    "RadiomicsPooling",
     "cases_of",
     "pool_radiomics",
     "summarize",

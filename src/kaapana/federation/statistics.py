@@ -20,7 +20,7 @@ import numpy as np
 import pydicom
 from pydicom import Dataset
 
-from kaapana.federation.aggregation import FederatedPlan, Files
+from kaapana.federation.aggregation import FederatedPlan, SummaryPooling
 from kaapana.workflows.context import TaskContext
 from kaapana.workflows.definitions import ModeValues, Step, Workflow
 
@@ -214,38 +214,10 @@ STATISTICS_WORKFLOW = Workflow(
 )
 
 
-class StatisticsPooling:
-    """Aggregator of federated-statistics: the pooled statistics, per site and in total."""
-
-    def initial(self, params: Mapping[str, Any]) -> Files:
-        return {}
-
-    def aggregate(
-        self,
-        *,
-        round: int,
-        params: Mapping[str, Any],
-        current: Files,
-        outputs: Mapping[str, Files],
-    ) -> Files:
-        per_site = {site: json.loads(files[STATS_NAME]) for site, files in sorted(outputs.items())}
-        document = {"round": round, "pooled": pool(per_site.values()), "sites": per_site}
-        return {STATS_NAME: json.dumps(document, sort_keys=True).encode()}
-
-    def broadcast(self, current: Files) -> Files:
-        return {}  # the local statistics need nothing from earlier rounds
-
-    def summary(self, current: Files) -> dict[str, Any]:
-        if STATS_NAME not in current:
-            return {}
-        result: dict[str, Any] = json.loads(current[STATS_NAME])
-        return result
-
-
 STATISTICS_PLAN = FederatedPlan(
     name="federated-statistics",
     workflow=STATISTICS_WORKFLOW.name,
-    aggregator=StatisticsPooling(),
+    aggregator=SummaryPooling(STATS_NAME, pool),
     description="Counts and histograms of every site's dataset, pooled centrally.",
 )
 
@@ -254,7 +226,6 @@ __all__ = [
     "STATISTICS_WORKFLOW",
     "STATS_NAME",
     "SeriesRecord",
-    "StatisticsPooling",
     "finish_summary",
     "merge_summary",
     "pool",
