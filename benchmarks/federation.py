@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from _common import Report, add_output_arguments, tool_versions
+from kaapana.cli.simulate import serve_http, simulate, site_settings
 from kaapana.config import Settings
 from kaapana.federation.aggregation import FederatedPlan, Files
-from kaapana.federation.simulate import serve_http, simulate, site_settings
 from kaapana.federation.states import ApprovalValues
 from kaapana.platform import Platform
 from kaapana.testing import ct_series

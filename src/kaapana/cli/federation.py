@@ -419,7 +419,7 @@ def simulate_command(
 ) -> None:
     """Split a local dataset by patient into virtual sites and run the real protocol between
     them in this process."""
-    from kaapana.federation.simulate import simulate
+    from kaapana.cli.simulate import simulate
 
     with reported_errors():
         result = simulate(

@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from kaapana.api import create_app
 from kaapana.config import Settings
 from kaapana.errors import InvalidInput
 from kaapana.federation.states import ApprovalValues, FederatedRunStateValues
@@ -44,8 +45,6 @@ def split_by_patient(members: list[tuple[str, str]], sites: int) -> list[list[st
 @contextmanager
 def serve_http(platform: Platform) -> Iterator[str]:
     """The platform's HTTP app on a free loopback port (its base URL), for virtual sites."""
-    from kaapana.api import create_app
-
     config = uvicorn.Config(
         create_app(platform.settings, platform=platform),
         host="127.0.0.1",
