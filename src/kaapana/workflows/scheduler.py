@@ -305,36 +305,9 @@ class Scheduler:
         """The run's project name, input series and their files (cached while it is active)."""
         if run.id not in self._inputs:
             project = session.get(Project, run.project_pk)
-            rows = session.execute(
-                select(
-                    Series.series_instance_uid,
-                    Study.study_instance_uid,
-                    Series.modality,
-                    Series.number_of_instances,
-                    Series.metadata_json,
-                )
-                .join(RunInput, RunInput.series_pk == Series.id)
-                .join(Study, Series.study_pk == Study.id)
-                .where(RunInput.run_pk == run.id)
-                .order_by(RunInput.position)
-            ).all()
-            files: dict[str, list[tuple[str, str]]] = defaultdict(list)
-            for uid, sop_instance_uid, storage_key in session.execute(
-                select(Series.series_instance_uid, Instance.sop_instance_uid, Instance.storage_key)
-                .join(Instance, Instance.series_pk == Series.id)
-                .join(RunInput, RunInput.series_pk == Series.id)
-                .where(RunInput.run_pk == run.id)
-            ):
-                files[uid].append((sop_instance_uid, storage_key))
-            tags, datasets = self._labels_of(
-                session,
-                run.project_pk,
-                select(RunInput.series_pk).where(RunInput.run_pk == run.id),
-            )
-            series = [
-                replace(SeriesInput(*row), tags=tags[row[0]], datasets=datasets[row[0]])
-                for row in rows
-            ]
+            chosen = select(RunInput.series_pk).where(RunInput.run_pk == run.id)
+            by_pk, files = self._series_of(session, run.project_pk, chosen)
+            series = [by_pk[pk] for pk in session.scalars(chosen.order_by(RunInput.position))]
             self._inputs[run.id] = _RunInputs(
                 project=project.name if project else "",
                 series=series,
@@ -402,14 +375,23 @@ class Scheduler:
         wanted -= uids
         if not wanted:
             return [], {}
-        visible = [
+        chosen = select(Series.id).where(
             Series.series_instance_uid.in_(sorted(wanted)),
             Series.id.in_(
                 select(SeriesProject.series_pk).where(SeriesProject.project_pk == project_pk)
             ),
-        ]
+        )
+        by_pk, files = self._series_of(session, project_pk, chosen)
+        return sorted(by_pk.values(), key=lambda s: s.series_instance_uid), files
+
+    def _series_of(
+        self, session: Session, project_pk: int, chosen: Select[tuple[int]]
+    ) -> tuple[dict[int, SeriesInput], dict[str, list[tuple[str, str]]]]:
+        """The series ``chosen`` (a select of series pks) as task inputs, by pk, with the
+        project's tags and datasets, and their files (SOP Instance UID, storage key) by UID."""
         rows = session.execute(
             select(
+                Series.id,
                 Series.series_instance_uid,
                 Study.study_instance_uid,
                 Series.modality,
@@ -417,21 +399,20 @@ class Scheduler:
                 Series.metadata_json,
             )
             .join(Study, Series.study_pk == Study.id)
-            .where(*visible)
-            .order_by(Series.series_instance_uid)
+            .where(Series.id.in_(chosen))
         ).all()
         files: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for uid, sop_instance_uid, storage_key in session.execute(
             select(Series.series_instance_uid, Instance.sop_instance_uid, Instance.storage_key)
             .join(Instance, Instance.series_pk == Series.id)
-            .where(*visible)
+            .where(Series.id.in_(chosen))
         ):
             files[uid].append((sop_instance_uid, storage_key))
-        tags, datasets = self._labels_of(session, project_pk, select(Series.id).where(*visible))
-        found = [
-            replace(SeriesInput(*row), tags=tags[row[0]], datasets=datasets[row[0]]) for row in rows
-        ]
-        return found, files
+        tags, datasets = self._labels_of(session, project_pk, chosen)
+        return {
+            pk: replace(SeriesInput(*row), tags=tags[row[0]], datasets=datasets[row[0]])
+            for pk, *row in rows
+        }, files
 
     def _submit(self, session: Session, run: Run, workflow: Workflow, task: Task) -> None:
         step = workflow.steps[task.step]
