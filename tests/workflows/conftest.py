@@ -53,7 +53,9 @@ class Site:
 
     def executions(self, step: str | None = None) -> list[str]:
         return sorted(
-            p.name for p in self.markers.iterdir() if step is None or p.name.startswith(f"{step}.")
+            p.name
+            for p in self.markers.iterdir()
+            if not p.name.startswith(".") and (step is None or p.name.startswith(f"{step}."))
         )
 
 

@@ -465,7 +465,9 @@ class Engine:
         deadline = time.monotonic() + timeout
         while True:
             with self._sessions() as session:
-                state = self._run(session, run_id, None).state
+                state = session.scalar(select(Run.state).where(Run.id == run_id))
+            if state is None:
+                raise NotFound(f"run {run_id} not found")
             if state in _DONE_RUN_STATES or time.monotonic() > deadline:
                 return self.get_run(run_id)
             time.sleep(poll)

@@ -23,7 +23,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 
 from kaapana.errors import KaapanaError
@@ -41,6 +41,7 @@ _KILL_GRACE = 2.0
 _WATCH_INTERVAL = 0.05
 CONTAINER_WORKFLOW_DIR = "/data"
 ERROR_FILE = "error.txt"
+OUTCOME_FILE = "outcome.json"
 """Where a Python operator's exception message goes (the control folder), for the task's error."""
 
 
@@ -101,12 +102,33 @@ def prepare_outputs(ctx: TaskContext) -> None:
         shutil.rmtree(ctx.output_dir)
     ctx.output_dir.mkdir(parents=True)
     ctx.control_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("results.jsonl", "progress.json", ERROR_FILE):
+    for stale in ("results.jsonl", "progress.json", ERROR_FILE, OUTCOME_FILE):
         (ctx.control_dir / stale).unlink(missing_ok=True)
 
 
 def execute(ctx: TaskContext, step: Step) -> TaskOutcome:
-    """Run one attempt of ``step`` to its end; never raises for the operator's failures."""
+    """Run one attempt of ``step`` to its end; never raises for the operator's failures.
+
+    The outcome is also written to the attempt's control folder, on the shared work path: the
+    scheduler reads it there instead of fetching the result through Dask, a round trip that
+    cost as much as the rest of a short task's bookkeeping."""
+    outcome = _execute(ctx, step)
+    temp = ctx.control_dir / f"{OUTCOME_FILE}.tmp"
+    temp.write_text(json.dumps(asdict(outcome)))
+    temp.replace(ctx.control_dir / OUTCOME_FILE)
+    return outcome
+
+
+def read_outcome(ctx: TaskContext) -> TaskOutcome | None:
+    """The outcome ``execute`` wrote for this attempt, if it got that far."""
+    try:
+        fields = json.loads((ctx.control_dir / OUTCOME_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return TaskOutcome(**{**fields, "end": EndValues(fields["end"])})
+
+
+def _execute(ctx: TaskContext, step: Step) -> TaskOutcome:
     operator, timeout = step.operator, step.timeout
     host = f"{socket.gethostname()}:{os.getpid()}"
     started = time.time()
@@ -156,6 +178,7 @@ def execute(ctx: TaskContext, step: Step) -> TaskOutcome:
 def _fork_python(ctx: TaskContext, operator: PythonOperator, log_fd: int) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
+    _prctl()  # looked up here, once: in the child every task would search for libc again
     pid = os.fork()
     if pid:
         return pid

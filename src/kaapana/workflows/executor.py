@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Callable
 
+import dask
 from distributed import Client, Future, LocalCluster
 
 from kaapana.config import Settings
@@ -21,6 +22,12 @@ from kaapana.workflows.execution import execute
 log = logging.getLogger(__name__)
 
 Done = Callable[[Future], None]
+
+_LOCAL_CLUSTER_CONFIG = {
+    # Dask's sampling profiler (every 10 ms in every worker) serves its dashboard, which a
+    # local cluster does not show; it costs each task about a millisecond.
+    "distributed.worker.profile.enabled": False,
+}
 
 
 class DaskExecutor:
@@ -41,30 +48,40 @@ class DaskExecutor:
                     self._client = Client(address, timeout=30, set_as_default=False)
                 else:
                     workers = self._settings.dask_workers or os.cpu_count() or 1
-                    self._cluster = LocalCluster(
-                        n_workers=workers,
-                        threads_per_worker=1,
-                        processes=True,
-                        # The scheduler's HTTP server (health, metrics) always starts; on a
-                        # port of its own, never Dask's 8787 that another cluster may hold.
-                        dashboard_address=":0",
-                        host="127.0.0.1",
-                    )
+                    with dask.config.set(_LOCAL_CLUSTER_CONFIG):
+                        self._cluster = LocalCluster(
+                            n_workers=workers,
+                            threads_per_worker=1,
+                            processes=True,
+                            # The scheduler's HTTP server (health, metrics) always starts; on a
+                            # port of its own, never Dask's 8787 that another cluster may hold.
+                            dashboard_address=":0",
+                            host="127.0.0.1",
+                        )
                     log.info("started a local Dask cluster of %d worker processes", workers)
                     self._client = Client(self._cluster, set_as_default=False)
             return self._client
 
-    def submit(
-        self,
-        ctx: TaskContext,
-        step: Step,
-        *,
-        on_done: Done,
-    ) -> Future:
-        key = f"kaapana-run{ctx.run_id}-task{ctx.task_id}-attempt{ctx.attempt}"
-        future: Future = self.client().submit(execute, ctx, step, key=key, pure=False, retries=0)
-        future.add_done_callback(on_done)
-        return future
+    def submit_all(self, attempts: list[tuple[TaskContext, Step, Done]]) -> list[Future]:
+        """Submits attempts in one call (one graph update for Dask however many there are);
+        each ``Done`` is called with its future when that attempt has ended."""
+        if not attempts:
+            return []
+        keys = [
+            f"kaapana-run{ctx.run_id}-task{ctx.task_id}-attempt{ctx.attempt}"
+            for ctx, _step, _done in attempts
+        ]
+        futures: list[Future] = self.client().map(
+            execute,
+            [ctx for ctx, _step, _done in attempts],
+            [step for _ctx, step, _done in attempts],
+            key=keys,
+            pure=False,
+            retries=0,
+        )
+        for future, (_ctx, _step, done) in zip(futures, attempts, strict=True):
+            future.add_done_callback(done)
+        return futures
 
     def close(self) -> None:
         with self._lock:

@@ -49,8 +49,8 @@ from kaapana.storage import ObjectStore
 from kaapana.workflows.actions import Actions
 from kaapana.workflows.context import NodeAddress, SeriesInput, TaskContext
 from kaapana.workflows.definitions import ModeValues, Step, Workflow
-from kaapana.workflows.execution import EndValues, TaskOutcome
-from kaapana.workflows.executor import DaskExecutor
+from kaapana.workflows.execution import EndValues, TaskOutcome, read_outcome
+from kaapana.workflows.executor import DaskExecutor, Done
 from kaapana.workflows.manifest import MANIFEST_NAME, build_manifest, encode
 from kaapana.workflows.registry import Registry
 from kaapana.workflows.resolvers import split_params
@@ -75,15 +75,19 @@ ReferencedSeries = Callable[[dict[str, Any]], set[str]]
 
 
 @dataclass(frozen=True, slots=True)
-class _Watched:
-    future: Future
-    attempt: int
+class _Attempt:
     workflow: str
     ctx: TaskContext
     step: Step
     project_pk: int
     other_projects: frozenset[str] = frozenset()
     """Projects besides its own the run may store into (the workflow's ``project_params``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Watched:
+    future: Future
+    attempt: _Attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,9 +290,11 @@ class Scheduler:
         if ready:
             loaded = session.scalars(select(Task).where(Task.id.in_([t.id for t in ready])))
             by_id = {task.id: task for task in loaded}
+            attempts = []
             for task in ready:
-                self._submit(session, run, workflow, by_id[task.id])
+                attempts.append(self._prepare(session, run, workflow, by_id[task.id]))
                 task.state = TaskStateValues.running
+            self._submit(attempts)
         if all(task.state in DONE_TASK_STATES for task in tasks):
             good = all(task.state in GOOD_TASK_STATES for task in tasks)
             self._end_run(session, run, RunStateValues.succeeded if good else RunStateValues.failed)
@@ -297,7 +303,7 @@ class Scheduler:
         """How many more tasks of this workflow may go to the executor now."""
         free = self._settings.max_parallel_tasks - len(self._watched)
         if workflow.max_parallel is not None:
-            mine = Counter(w.workflow for w in self._watched.values())[workflow.name]
+            mine = Counter(w.attempt.workflow for w in self._watched.values())[workflow.name]
             free = min(free, workflow.max_parallel - mine)
         return max(free, 0)
 
@@ -414,7 +420,8 @@ class Scheduler:
             for pk, *row in rows
         }, files
 
-    def _submit(self, session: Session, run: Run, workflow: Workflow, task: Task) -> None:
+    def _prepare(self, session: Session, run: Run, workflow: Workflow, task: Task) -> _Attempt:
+        """Marks ``task`` running in a new attempt and prepares its folders and context."""
         step = workflow.steps[task.step]
         inputs = self._inputs_of(session, run)
         series = inputs.series
@@ -474,59 +481,66 @@ class Scheduler:
             companions=tuple(companions),
             settings=self._settings if workflow.service else None,
         )
-        attempt = task.attempts
-        task_id = task.id
-        future = self._executor.submit(
-            ctx,
-            step,
-            # Dask calls this in a thread of its own: fetching the outcome there keeps the
-            # scheduler thread free of round trips to the client's event loop.
-            on_done=lambda f: self._events.put(_Finished(task_id, attempt, f, _outcome_of(f, ctx))),
-        )
         other_projects = frozenset(
             str(run.params[p]) for p in workflow.project_params if run.params.get(p)
         )
-        self._watched[task.id] = _Watched(
-            future, attempt, run.workflow, ctx, step, run.project_pk, other_projects
+        return _Attempt(run.workflow, ctx, step, run.project_pk, other_projects)
+
+    def _submit(self, attempts: list[_Attempt]) -> None:
+        """Hands a pass's attempts of one run to the executor in one batch: Dask's cost of a
+        submission is mostly per call, not per task."""
+
+        def on_done(attempt: _Attempt) -> Done:
+            ctx = attempt.ctx
+            # Dask calls this in a thread of its own: reading the outcome there keeps the
+            # scheduler thread free of it.
+            return lambda f: self._events.put(
+                _Finished(ctx.task_id, ctx.attempt, f, _outcome_of(f, ctx))
+            )
+
+        futures = self._executor.submit_all(
+            [(attempt.ctx, attempt.step, on_done(attempt)) for attempt in attempts]
         )
+        for attempt, future in zip(attempts, futures, strict=True):
+            self._watched[attempt.ctx.task_id] = _Watched(future, attempt)
 
     def _finish_attempts(self, events: list[_Finished]) -> None:
-        finished: list[tuple[int, int, _Watched, TaskOutcome]] = []
+        finished: list[tuple[int, int, _Attempt, TaskOutcome]] = []
         for event in events:
             watched = self._watched.get(event.task_id)
-            if watched is None or watched.attempt != event.attempt:
+            if watched is None or watched.attempt.ctx.attempt != event.attempt:
                 continue
             del self._watched[event.task_id]
-            finished.append((event.task_id, event.attempt, watched, event.outcome))
+            finished.append((event.task_id, event.attempt, watched.attempt, event.outcome))
             event.future.release()
         if not finished:
             return
         current = self._running_attempts([task_id for task_id, *_ in finished])
-        kept: list[tuple[int, int, _Watched, TaskOutcome, Collected]] = []
-        for task_id, attempt, watched, outcome in finished:
-            if current.get(task_id) != attempt:
+        kept: list[tuple[int, int, _Attempt, TaskOutcome, Collected]] = []
+        for task_id, number, attempt, outcome in finished:
+            if current.get(task_id) != number:
                 continue  # canceled meanwhile, or resubmitted by a newer scheduler
             collected = Collected()
             if outcome.end is EndValues.succeeded:
                 try:
                     collected = collect(
-                        ctx=watched.ctx,
-                        step=watched.step,
+                        ctx=attempt.ctx,
+                        step=attempt.step,
                         workspace=self._workspace,
                         archive=self._archive,
                         results=self._results,
-                        project_pk=watched.project_pk,
+                        project_pk=attempt.project_pk,
                         actions=self._actions,
-                        other_projects=watched.other_projects,
+                        other_projects=attempt.other_projects,
                     )
                     for line in collected.actions:
-                        _append_log(watched.ctx, f"kaapana: {line}\n")
+                        _append_log(attempt.ctx, f"kaapana: {line}\n")
                 except Exception as exc:
                     detail = exc.detail if isinstance(exc, KaapanaError) else repr(exc)
-                    _append_log(watched.ctx, f"kaapana: keeping the results failed: {detail}\n")
-                    _append_log(watched.ctx, traceback.format_exc())
+                    _append_log(attempt.ctx, f"kaapana: keeping the results failed: {detail}\n")
+                    _append_log(attempt.ctx, traceback.format_exc())
                     outcome = replace(outcome, end=EndValues.failed, error=detail)
-            kept.append((task_id, attempt, watched, outcome, collected))
+            kept.append((task_id, number, attempt, outcome, collected))
         if not kept:
             return
         with write_transaction(self._engine) as session:
@@ -539,12 +553,12 @@ class Scheduler:
                 .with_for_update()
             )
             tasks = {task.id: task for task in rows}
-            for task_id, attempt, watched, outcome, collected in sorted(kept, key=lambda k: k[0]):
+            for task_id, number, attempt, outcome, collected in sorted(kept, key=lambda k: k[0]):
                 task = tasks.get(task_id)
                 if task is None or task.state != TaskStateValues.running:
                     continue
-                if task.attempts == attempt:
-                    self._record_outcome(session, task, watched.step, outcome, collected)
+                if task.attempts == number:
+                    self._record_outcome(session, task, attempt.step, outcome, collected)
 
     def _record_outcome(
         self, session: Session, task: Task, step: Step, outcome: TaskOutcome, collected: Collected
@@ -683,6 +697,10 @@ def _failed_upstream_series(session: Session, run: Run, workflow: Workflow, step
 def _outcome_of(future: Future, ctx: TaskContext) -> TaskOutcome:
     if future.cancelled():
         return TaskOutcome(EndValues.canceled, None, "", 0.0, 0.0, "canceled")
+    if future.status == "finished":
+        written = read_outcome(ctx)
+        if written is not None:
+            return written
     try:
         outcome: TaskOutcome = future.result()
         return outcome
