@@ -66,7 +66,7 @@ def _timed_run(platform: Platform, workflow: str, dataset: str) -> tuple[float, 
     project_pk = platform.archive.projects.get("admin").id
     started = time.perf_counter()
     run = engine.start_run(project_pk=project_pk, workflow=workflow, dataset=dataset)
-    done = engine.wait(run.id, timeout=3600, poll=0.05)
+    done = engine.wait(run.id, timeout=3600)
     elapsed = time.perf_counter() - started
     if done.state != "succeeded":
         raise RuntimeError(f"run {run.id} of {workflow} ended {done.state}: {done.error}")

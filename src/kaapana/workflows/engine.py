@@ -8,6 +8,7 @@ to it, which notices new rows within half a second.
 
 import fcntl
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -86,6 +87,7 @@ class Engine:
         self.workspace = Workspace(settings.resolved_work_dir)
         self._executor = DaskExecutor(settings)
         self._scheduler: Scheduler | None = None
+        self._run_ended = threading.Condition()
         self._lock_file: IO[bytes] | None = None
         self.triggers = Triggers(
             engine=engine,
@@ -118,6 +120,7 @@ class Engine:
             results=self._results,
             actions=self.actions,
             referenced_series=self._referenced_series,
+            run_ended=self._run_ended,
         )
         self._scheduler.start()
         return True
@@ -325,6 +328,8 @@ class Engine:
             run.finished_at = moment
             session.flush()
             write_manifest(session, run, self._results)
+        with self._run_ended:
+            self._run_ended.notify_all()
         self._wake()
         return self.get_run(run_id)
 
@@ -461,16 +466,22 @@ class Engine:
         )
 
     def wait(self, run_id: int, *, timeout: float = 3600.0, poll: float = 0.2) -> RunDetailView:
-        """Block until the run has ended (or ``timeout`` passed; then its state as it is)."""
+        """Block until the run has ended (or ``timeout`` passed; then its state as it is).
+
+        The scheduler of this process says when a run ended; ``poll`` is how often the state is
+        read anyway, for a run that another process schedules or cancels."""
         deadline = time.monotonic() + timeout
-        while True:
-            with self._sessions() as session:
-                state = session.scalar(select(Run.state).where(Run.id == run_id))
-            if state is None:
-                raise NotFound(f"run {run_id} not found")
-            if state in _DONE_RUN_STATES or time.monotonic() > deadline:
-                return self.get_run(run_id)
-            time.sleep(poll)
+        with self._run_ended:
+            while True:
+                with self._sessions() as session:
+                    state = session.scalar(select(Run.state).where(Run.id == run_id))
+                if state is None:
+                    raise NotFound(f"run {run_id} not found")
+                left = deadline - time.monotonic()
+                if state in _DONE_RUN_STATES or left <= 0:
+                    break
+                self._run_ended.wait(min(poll, left))
+        return self.get_run(run_id)
 
     # -- logs, artifacts, provenance --------------------------------------------------------
 

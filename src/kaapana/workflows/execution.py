@@ -14,6 +14,7 @@ import ctypes.util
 import functools
 import json
 import os
+import pickle
 import select
 import shutil
 import signal
@@ -25,6 +26,9 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from pathlib import Path
+
+import cloudpickle
 
 from kaapana.errors import KaapanaError
 from kaapana.workflows.context import BATCH_NAME, CANCEL_FILE, TaskContext
@@ -42,6 +46,7 @@ _WATCH_INTERVAL = 0.05
 CONTAINER_WORKFLOW_DIR = "/data"
 ERROR_FILE = "error.txt"
 OUTCOME_FILE = "outcome.json"
+ATTEMPT_FILE = "attempt.pickle"
 """Where a Python operator's exception message goes (the control folder), for the task's error."""
 
 
@@ -117,6 +122,25 @@ def execute(ctx: TaskContext, step: Step) -> TaskOutcome:
     temp.write_text(json.dumps(asdict(outcome)))
     temp.replace(ctx.control_dir / OUTCOME_FILE)
     return outcome
+
+
+def write_attempt(ctx: TaskContext, step: Step) -> Path:
+    """The attempt's context and step, pickled into its control folder for ``run_attempt``.
+
+    Dask gets the path, not the objects: its scheduler unpickles every task it is given and
+    pickles it again for the worker, twice the cost of the context for nothing it reads.
+    cloudpickle, as Dask would use, so that an operator of a plugin file travels too."""
+    path = ctx.control_dir / ATTEMPT_FILE
+    temp = path.with_name(f"{ATTEMPT_FILE}.tmp")
+    temp.write_bytes(cloudpickle.dumps((ctx, step)))
+    temp.replace(path)
+    return path
+
+
+def run_attempt(path: str) -> TaskOutcome:
+    """The Dask task: ``execute`` of the attempt ``write_attempt`` wrote."""
+    ctx, step = pickle.loads(Path(path).read_bytes())
+    return execute(ctx, step)
 
 
 def read_outcome(ctx: TaskContext) -> TaskOutcome | None:

@@ -17,7 +17,7 @@ from distributed import Client, Future, LocalCluster
 from kaapana.config import Settings
 from kaapana.workflows.context import TaskContext
 from kaapana.workflows.definitions import Step
-from kaapana.workflows.execution import execute
+from kaapana.workflows.execution import run_attempt, write_attempt
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,8 @@ class DaskExecutor:
             for ctx, _step, _done in attempts
         ]
         futures: list[Future] = self.client().map(
-            execute,
-            [ctx for ctx, _step, _done in attempts],
-            [step for _ctx, step, _done in attempts],
+            run_attempt,
+            [str(write_attempt(ctx, step)) for ctx, step, _done in attempts],
             key=keys,
             pure=False,
             retries=0,

@@ -131,8 +131,10 @@ class Scheduler:
         results: ObjectStore,
         actions: Actions,
         referenced_series: ReferencedSeries | None = None,
+        run_ended: threading.Condition | None = None,
     ) -> None:
         self._settings = settings
+        self._run_ended = run_ended or threading.Condition()
         self._referenced_series = referenced_series
         self._engine = engine
         self._sessions = session_factory(engine)
@@ -211,6 +213,7 @@ class Scheduler:
         if not active:
             return
         self._executor.client()  # a local cluster starts here, not inside a write transaction
+        ended = False
         for run_id in active:
             with write_transaction(self._engine) as session:
                 # The row lock orders this pass with cancel and retry (PostgreSQL; SQLite's
@@ -218,6 +221,10 @@ class Scheduler:
                 run = session.get(Run, run_id, with_for_update=True)
                 if run is not None and run.state in ACTIVE_RUN_STATES:
                     self._advance(session, run)
+                    ended |= run.state not in ACTIVE_RUN_STATES
+        if ended:  # committed: whoever waits for a run sees its end now
+            with self._run_ended:
+                self._run_ended.notify_all()
 
     def _advance(self, session: Session, run: Run) -> None:
         try:
