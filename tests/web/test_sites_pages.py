@@ -13,6 +13,7 @@ from kaapana.config import Settings
 from kaapana.platform import Platform
 from kaapana.web.pages.sites import result_charts
 from tests.web.conftest import ADMIN_PASSWORD, HOSTILE_NAME, login, populate
+from tests.helpers import wait_until
 from tests.web.federation_state import PENDING, WORKFLOW, federate
 
 ESCAPED = html.escape(HOSTILE_NAME, quote=False)
@@ -89,13 +90,15 @@ def _peer_row(text: str, name: str) -> str:
 def test_the_orchestrator_side_counts_jobs_and_shows_each_federated_run(
     make_settings: Callable[..., Settings],
 ) -> None:
-    settings = make_settings(admin_password=ADMIN_PASSWORD)
+    settings = make_settings(admin_password=ADMIN_PASSWORD, dask_workers=1)
     with Platform(settings) as platform:
         populate(platform)
         federate(platform)
         runs = platform.federation.runs
         run = runs.start(WORKFLOW, dataset="cohort", actor="admin", sites=["hospital-b"])
-        runs.advance()  # the coordinator's pass: round 1 is dispatched to hospital-b
+        platform.federation.serve()  # the gate of the central run dispatches round 1
+        wait_until(lambda: bool(runs.get(run.id).jobs), 30, "round 1 dispatched")
+        platform.workflows.close()  # no more rounds dispatched: the pages show this moment
         (job,) = runs.get(run.id).jobs
         training = runs.start(
             "federated-training", dataset="cohort", actor="admin", sites=["hospital-b"]
