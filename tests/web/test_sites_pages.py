@@ -12,8 +12,8 @@ from kaapana.api import create_app
 from kaapana.config import Settings
 from kaapana.platform import Platform
 from kaapana.web.pages.sites import result_charts
-from tests.web.conftest import ADMIN_PASSWORD, HOSTILE_NAME, login, populate
 from tests.helpers import wait_until
+from tests.web.conftest import ADMIN_PASSWORD, HOSTILE_NAME, login, populate
 from tests.web.federation_state import PENDING, WORKFLOW, federate
 
 ESCAPED = html.escape(HOSTILE_NAME, quote=False)
