@@ -129,6 +129,7 @@ def test_the_orchestrator_side_counts_jobs_and_shows_each_federated_run(
     assert f'<a href="/sites/runs/{run.id}">#{run.id}</a>' in text
 
     assert f"Federated run #{run.id}: {WORKFLOW}" in page
+    assert f'<a href="/p/admin/runs/{run.run_id}">#{run.run_id}</a>' in page
     assert f'<tr data-job="{job.job_id}">' in page and "hospital-b" in page
     assert f'data-request-logs="{job.job_id}"' in page
     assert f'data-cancel-run="{run.id}"' in page
