@@ -8,6 +8,7 @@ to it, which notices new rows within half a second.
 
 import fcntl
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -55,6 +56,7 @@ from kaapana.workflows.views import (
 )
 from kaapana.workflows.workspace import Workspace
 
+log = logging.getLogger(__name__)
 _DONE_RUN_STATES = frozenset(RunStateValues) - ACTIVE_RUN_STATES
 
 
@@ -343,8 +345,11 @@ class Engine:
             gates = gates_of(self.registry.get(workflow))
         except NotFound:
             gates = frozenset()
-        for name in sorted(gates):
-            self.gates.get(name).ended(run_id, RunStateValues.canceled.value, "canceled")
+        for name in sorted(gates):  # after the commit: the gate ends what the run drove
+            try:
+                self.gates.get(name).ended(run_id, RunStateValues.canceled.value, "canceled")
+            except Exception:
+                log.exception("gate %s: ending canceled run %d failed", name, run_id)
         return self.get_run(run_id)
 
     def retry(
