@@ -135,7 +135,7 @@ def serve(settings: Settings, *, on_ready: ReadyCallback | None = None) -> None:
         monitor.start()
         # Resumes interrupted runs; the Dask cluster itself starts with the first task.
         platform.workflows.start()
-        # The coordinator of federated runs, and the poller of a registered orchestrator.
+        # Federated runs (their central runs are scheduled above), the poller of an orchestrator.
         platform.federation.serve()
         count = receiver_count(settings)
         pool: ReceiverPool | None = None

@@ -130,7 +130,7 @@ def test_pooled_statistics_equal_the_statistics_of_the_union(tmp_path: Path) -> 
 
 @pytest.fixture
 def orchestrator(make_settings: Callable[..., Settings]) -> Iterator[Platform]:
-    with Platform(make_settings(site_name="central")) as platform:
+    with Platform(make_settings(site_name="central", dask_workers=1)) as platform:
         yield platform
 
 
@@ -165,7 +165,8 @@ def test_orchestrator_rejects_wrong_tokens_refused_outputs_replays_and_tampering
     federation = orchestrator.federation
     keys = derive_keys(federation.sites.add_participant("site-a").secret)
     run = federation.runs.start("federated-statistics", dataset="cohort", actor="admin")
-    federation.runs.advance()
+    federation.serve()  # the engine's scheduler asks the round's gate: round 1 is dispatched
+    wait_until(lambda: bool(federation.runs.get(run.id).jobs), 30, "round 1 dispatched")
     with TestClient(create_app(orchestrator.settings, platform=orchestrator)) as client:
         base = "/api/v1/federation/protocol"
         wrong = client.post(f"{base}/poll", json={}, headers={"Authorization": "Bearer kpft_no"})

@@ -12,6 +12,7 @@ from kaapana.api import create_app
 from kaapana.config import Settings
 from kaapana.platform import Platform
 from kaapana.web.pages.sites import result_charts
+from tests.helpers import wait_until
 from tests.web.conftest import ADMIN_PASSWORD, HOSTILE_NAME, login, populate
 from tests.web.federation_state import PENDING, WORKFLOW, federate
 
@@ -89,13 +90,15 @@ def _peer_row(text: str, name: str) -> str:
 def test_the_orchestrator_side_counts_jobs_and_shows_each_federated_run(
     make_settings: Callable[..., Settings],
 ) -> None:
-    settings = make_settings(admin_password=ADMIN_PASSWORD)
+    settings = make_settings(admin_password=ADMIN_PASSWORD, dask_workers=1)
     with Platform(settings) as platform:
         populate(platform)
         federate(platform)
         runs = platform.federation.runs
         run = runs.start(WORKFLOW, dataset="cohort", actor="admin", sites=["hospital-b"])
-        runs.advance()  # the coordinator's pass: round 1 is dispatched to hospital-b
+        platform.federation.serve()  # the gate of the central run dispatches round 1
+        wait_until(lambda: bool(runs.get(run.id).jobs), 30, "round 1 dispatched")
+        platform.workflows.close()  # no more rounds dispatched: the pages show this moment
         (job,) = runs.get(run.id).jobs
         training = runs.start(
             "federated-training", dataset="cohort", actor="admin", sites=["hospital-b"]
@@ -126,6 +129,7 @@ def test_the_orchestrator_side_counts_jobs_and_shows_each_federated_run(
     assert f'<a href="/sites/runs/{run.id}">#{run.id}</a>' in text
 
     assert f"Federated run #{run.id}: {WORKFLOW}" in page
+    assert f'<a href="/p/admin/runs/{run.run_id}">#{run.run_id}</a>' in page
     assert f'<tr data-job="{job.job_id}">' in page and "hospital-b" in page
     assert f'data-request-logs="{job.job_id}"' in page
     assert f'data-cancel-run="{run.id}"' in page

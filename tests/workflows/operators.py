@@ -90,3 +90,11 @@ def tag_a_stranger(ctx: TaskContext) -> None:
 
 def ask_the_unknown(ctx: TaskContext) -> None:
     ctx.request("launch-rockets", count=3)
+
+
+def echo_gate_input(ctx: TaskContext) -> None:
+    """Prints and keeps what the step's gate handed this execution."""
+    note = (ctx.gate_dir / "notes" / "note.txt").read_text()
+    print(f"execution {ctx.attempt}: {note}")
+    ctx.output_dir.mkdir(parents=True, exist_ok=True)
+    (ctx.output_dir / "note.txt").write_text(note)

@@ -329,6 +329,8 @@ class Task(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Succeeded executions of a gated step's task, which runs once per time its gate lets it.
+    executions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     not_before: Mapped[datetime | None] = mapped_column(DateTime)
     worker: Mapped[str] = mapped_column(String(255), default="")
     error: Mapped[str] = mapped_column(String(4096), default="")
@@ -548,6 +550,8 @@ class FederatedRun(Base):
     site_timeout: Mapped[float] = mapped_column(Float, default=3600.0)
     state: Mapped[str] = mapped_column(String(16), default="running")
     global_key: Mapped[str] = mapped_column(String(1024), default="")
+    # The workflow engine's run of the central workflow that drives the rounds.
+    run_pk: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     result: Mapped[dict[str, Any] | None] = mapped_column(JsonDict)
     history: Mapped[list[dict[str, Any]]] = mapped_column(JsonDict, default=list)
     error: Mapped[str] = mapped_column(String(4096), default="")

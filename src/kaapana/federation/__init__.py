@@ -1,5 +1,5 @@
 """Federation: sites and keys, the outbound-only protocol, the data owner's control at each
-participant, sealed uploads, and federated workflows run in rounds by a coordinator."""
+participant, sealed uploads, and federated workflows run in rounds as workflow engine runs."""
 
 from kaapana.federation.aggregation import Aggregator, FederatedPlan, Plans
 from kaapana.federation.service import Federation

@@ -12,9 +12,12 @@ import base64
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kaapana.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from kaapana.workflows.registry import Registry
 
 Files = dict[str, bytes]
 
@@ -100,14 +103,19 @@ class FederatedPlan:
 
 
 class Plans:
-    """The federated plans this orchestrator offers, by name."""
+    """The federated plans this orchestrator offers, by name; adding one registers its central
+    workflow (``kaapana.federation.central``), which drives its runs' rounds."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: "Registry") -> None:
         self._plans: dict[str, FederatedPlan] = {}
+        self._registry = registry
 
     def add(self, plan: FederatedPlan) -> None:
+        from kaapana.federation.central import central_workflow  # it imports this module
+
         if plan.name in self._plans:
             raise InvalidInput(f"a federated plan named {plan.name!r} exists already")
+        self._registry.add(central_workflow(plan.name, plan.aggregator), source="federation")
         self._plans[plan.name] = plan
 
     def get(self, name: str) -> FederatedPlan:

@@ -10,6 +10,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -72,7 +73,11 @@ class Hub:
         audit: Audit,
         max_output_bytes: int,
         max_upload_age: float,
+        on_job_change: Callable[[], None] = lambda: None,
     ) -> None:
+        """``on_job_change`` is called when a site delivers or reports a job's state: whoever
+        waits for a round's end looks again."""
+        self._on_job_change = on_job_change
         self._site_name = site_name
         self._engine = engine
         self._sessions = session_factory(engine)
@@ -235,6 +240,7 @@ class Hub:
                 if reported in FINAL_JOB_STATES:
                     job.finished_at = utcnow()
             current = job.state
+        self._on_job_change()
         self._audit.record(
             "federation.job.status",
             actor=f"site:{site}",
@@ -377,6 +383,7 @@ class Hub:
             target=f"federated-job:{job_id}",
             detail={"files": sorted(stored), "bytes": len(body), "round": round},
         )
+        self._on_job_change()
         self.notify()
         return len(body)
 

@@ -1,6 +1,7 @@
-"""``Federation``: the services of one site, orchestrator and participant alike, and the
-background threads ``kaapana serve`` runs (the coordinator; the poller, which polls whichever
-orchestrator is registered, if any)."""
+"""``Federation``: the services of one site, orchestrator and participant alike, wired into the
+workflow engine (the ``federated-round`` gate and the ``federation.commit-round`` action that
+drive federated runs as engine runs), and the poller ``kaapana serve`` runs, which polls
+whichever orchestrator is registered, if any."""
 
 import threading
 
@@ -11,7 +12,7 @@ from kaapana.auth.projects import Projects
 from kaapana.catalog import Datasets
 from kaapana.config import Settings
 from kaapana.federation.aggregation import Plans
-from kaapana.federation.coordinator import Coordinator, FederatedRuns
+from kaapana.federation.central import COMMIT_ACTION, ROUND_GATE
 from kaapana.federation.hub import Hub
 from kaapana.federation.keys import federation_secrets_dir
 from kaapana.federation.participant import SiteJobs
@@ -19,6 +20,7 @@ from kaapana.federation.policies import Policies
 from kaapana.federation.poller import Poller
 from kaapana.federation.pushed_models import PushedModels
 from kaapana.federation.radiomics import RADIOMICS_PLAN
+from kaapana.federation.runs import FederatedRuns
 from kaapana.federation.sites import Sites
 from kaapana.federation.statistics import STATISTICS_PLAN
 from kaapana.federation.training import training_plan
@@ -50,7 +52,8 @@ class Federation:
             datasets=datasets,
             default_max_output_bytes=settings.federation_max_output_bytes,
         )
-        self.plans = Plans()
+        self._workflows = workflows
+        self.plans = Plans(workflows.registry)
         self.plans.add(STATISTICS_PLAN)
         self.plans.add(RADIOMICS_PLAN)
         self.plans.add(training_plan(models=models, projects=projects, results=results))
@@ -63,11 +66,13 @@ class Federation:
             audit=audit,
             max_output_bytes=settings.federation_max_output_bytes,
             max_upload_age=settings.federation_upload_max_age_seconds,
+            on_job_change=workflows.poke_gates,
         )
         self.runs = FederatedRuns(
             engine=engine,
             plans=self.plans,
-            registry=workflows.registry,
+            workflows=workflows,
+            projects=projects,
             sites=self.sites,
             hub=self.hub,
             results=results,
@@ -83,16 +88,20 @@ class Federation:
         self.pushed_models = PushedModels(
             engine=engine, policies=self.policies, models=models, results=results, audit=audit
         )
+        workflows.gates.register(ROUND_GATE, self.runs)
+        workflows.actions.register(COMMIT_ACTION, self.runs.commit_round)
         self._lock = threading.Lock()
-        self._coordinator: Coordinator | None = None
+        self._serving = False
         self._poller: Poller | None = None
 
     def serve(self) -> None:
-        """Start the background threads (``kaapana serve``)."""
+        """Drive federated runs (the workflow engine schedules their central runs here, unless
+        another process does) and start the poller (``kaapana serve``)."""
         with self._lock:
-            if self._coordinator is None:
-                self._coordinator = Coordinator(self.runs)
-                self._coordinator.start()
+            if not self._serving:
+                self._serving = True
+                self.runs.resume()
+                self._workflows.start()
             if self._poller is None:
                 self._poller = Poller(
                     site_name=self.site_name,
@@ -115,12 +124,9 @@ class Federation:
 
     def close(self) -> None:
         with self._lock:
-            coordinator, poller = self._coordinator, self._poller
-            self._coordinator = self._poller = None
+            poller, self._poller = self._poller, None
         if poller is not None:
             poller.stop()
-        if coordinator is not None:
-            coordinator.stop()
 
 
 __all__ = ["Federation"]

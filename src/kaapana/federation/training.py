@@ -161,7 +161,7 @@ class FederatedAveraging:
 
 class ModelRegistration:
     """After the last round: the global model into the orchestrator's model registry (the
-    admin project), once per federated run even when the coordinator repeats the round."""
+    admin project), once per federated run even when the commit of the last round repeats."""
 
     def __init__(self, *, models: ModelRegistry, projects: Projects, results: ObjectStore):
         self._models = models

@@ -18,9 +18,9 @@ from kaapana.auth.audit import AuditRecord
 from kaapana.auth.users import MembershipInfo
 from kaapana.catalog.datasets import DatasetInfo, DatasetMember
 from kaapana.catalog.series_view import SeriesView
-from kaapana.federation.coordinator import FederatedRunView
 from kaapana.federation.participant import SiteJobView
 from kaapana.federation.policies import ExposureView, PolicyView
+from kaapana.federation.runs import FederatedRunView
 from kaapana.federation.sites import SiteView
 from kaapana.workflows.views import LoadErrorView, RunDetailView, RunView, WorkflowView
 

@@ -13,6 +13,7 @@ from kaapana.workflows.definitions import (
     Workflow,
 )
 from kaapana.workflows.engine import Engine
+from kaapana.workflows.gates import Done, Gate, GateAnswer, GateRequest, Gates, Ready, Wait
 from kaapana.workflows.registry import ENTRY_POINT_GROUP, Registry
 from kaapana.workflows.spec import WorkflowSpec
 from kaapana.workflows.states import RunStateValues, TaskStateValues
@@ -24,11 +25,17 @@ __all__ = [
     "Actions",
     "CommandOperator",
     "ContainerOperator",
+    "Done",
     "Engine",
+    "Gate",
+    "GateAnswer",
+    "GateRequest",
+    "Gates",
     "ModeValues",
     "NoParameters",
     "NodeAddress",
     "PythonOperator",
+    "Ready",
     "Registry",
     "Resources",
     "RunStateValues",
@@ -36,6 +43,7 @@ __all__ = [
     "Step",
     "TaskContext",
     "TaskStateValues",
+    "Wait",
     "Workflow",
     "WorkflowSpec",
 ]

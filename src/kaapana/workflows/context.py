@@ -26,6 +26,7 @@ from typing import Any
 from kaapana.config import Settings
 from kaapana.errors import InvalidInput
 from kaapana.workflows.definitions import INPUT_STEP
+from kaapana.workflows.gates import GATE_INPUT
 
 CONTROL_DIR = ".kaapana"
 RESULTS_FILE = "results.jsonl"
@@ -152,6 +153,11 @@ class TaskContext:
         if self.per_series:
             return self.batch_dir / self.series[0].series_instance_uid / self.step
         return self.workflow_dir / self.step
+
+    @property
+    def gate_dir(self) -> Path:
+        """The files the step's gate handed this execution (``kaapana.workflows.gates``)."""
+        return self.workflow_dir / GATE_INPUT
 
     @property
     def control_dir(self) -> Path:

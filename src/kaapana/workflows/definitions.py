@@ -166,6 +166,10 @@ class Step:
     """Of a per-run step: run once every upstream task is done, over the series whose upstream
     tasks succeeded, so that one failed series does not cost the run's summary; the run still
     ends failed. Without upstream successes it is ``upstream_failed`` as usual."""
+    gate: str | None = None
+    """The registered gate (``Engine.gates``) the scheduler asks before each execution of the
+    step's task; the task waits ``deferred``, without a worker, until the gate lets it run, and
+    runs again each time the gate does, until it says done (``kaapana.workflows.gates``)."""
 
     def __post_init__(self) -> None:
         check_name("step name", self.name)
@@ -197,6 +201,8 @@ class Step:
             raise InvalidInput(
                 f"'partial' of step {self.name!r} needs a per_run step with upstream steps"
             )
+        if self.gate is not None:
+            check_name(f"gate of step {self.name!r}", self.gate)
         if isinstance(self.artifacts, str):
             object.__setattr__(self, "artifacts", (self.artifacts,))
         for pattern in self.artifacts:
@@ -320,6 +326,7 @@ class Workflow:
                 **({"references": True} if step.references else {}),
                 **({"companions": True} if step.companions else {}),
                 **({"partial": True} if step.partial else {}),
+                **({"gate": step.gate} if step.gate else {}),
             }
             for step in self.steps.values()
         ]

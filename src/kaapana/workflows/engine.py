@@ -8,6 +8,7 @@ to it, which notices new rows within half a second.
 
 import fcntl
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -31,11 +32,12 @@ from kaapana.workflows.actions import Actions
 from kaapana.workflows.context import read_progress
 from kaapana.workflows.definitions import Workflow
 from kaapana.workflows.executor import DaskExecutor
+from kaapana.workflows.gates import Gates
 from kaapana.workflows.manifest import MANIFEST_NAME, diff_manifests
 from kaapana.workflows.registry import Registry
 from kaapana.workflows.resolvers import Resolvers
 from kaapana.workflows.runs import SelectSeries, create_run, select_inputs
-from kaapana.workflows.scheduler import ReferencedSeries, Scheduler, write_manifest
+from kaapana.workflows.scheduler import ReferencedSeries, Scheduler, gates_of, write_manifest
 from kaapana.workflows.states import (
     ACTIVE_RUN_STATES,
     DONE_TASK_STATES,
@@ -55,6 +57,7 @@ from kaapana.workflows.views import (
 )
 from kaapana.workflows.workspace import Workspace
 
+log = logging.getLogger(__name__)
 _DONE_RUN_STATES = frozenset(RunStateValues) - ACTIVE_RUN_STATES
 
 
@@ -82,6 +85,8 @@ class Engine:
         self.registry = Registry(settings)
         # Handlers of what tasks ask of the platform; registered by the composition root.
         self.actions = Actions()
+        # Gates that gated steps wait for before each execution; same root fills it.
+        self.gates = Gates()
         # Look-ups of parameters when a run is created (a model's file); same root fills it.
         self.resolvers = Resolvers()
         self.workspace = Workspace(settings.resolved_work_dir)
@@ -119,6 +124,7 @@ class Engine:
             archive=self._archive,
             results=self._results,
             actions=self.actions,
+            gates=self.gates,
             referenced_series=self._referenced_series,
             run_ended=self._run_ended,
         )
@@ -143,6 +149,13 @@ class Engine:
     def _wake(self) -> None:
         if self._scheduler is not None:
             self._scheduler.wake()
+
+    def poke_gates(self) -> None:
+        """What a deferred task waits for may have happened: its gate is asked on the next
+        pass (a no-op in a process that does not schedule, whose scheduler asks within its
+        own look-again times)."""
+        if self._scheduler is not None:
+            self._scheduler.poke()
 
     # -- definitions ------------------------------------------------------------------------
 
@@ -180,6 +193,7 @@ class Engine:
                     cpu=s.resources.cpu,
                     memory_mb=s.resources.memory_mb,
                     gpu=s.resources.gpu,
+                    gate=s.gate,
                 )
                 for s in (workflow.steps[name] for name in workflow.order)
             ],
@@ -328,9 +342,19 @@ class Engine:
             run.finished_at = moment
             session.flush()
             write_manifest(session, run, self._results)
+            workflow = run.workflow
         with self._run_ended:
             self._run_ended.notify_all()
         self._wake()
+        try:
+            gates = gates_of(self.registry.get(workflow))
+        except NotFound:
+            gates = frozenset()
+        for name in sorted(gates):  # after the commit: the gate ends what the run drove
+            try:
+                self.gates.get(name).ended(run_id, RunStateValues.canceled.value, "canceled")
+            except Exception:
+                log.exception("gate %s: ending canceled run %d failed", name, run_id)
         return self.get_run(run_id)
 
     def retry(

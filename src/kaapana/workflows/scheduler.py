@@ -7,6 +7,10 @@ backoff, or failed), finished runs get their manifest. Every decision is re-deri
 database on each pass, so after a restart the same code resumes: a task recorded as running that
 this process does not watch was interrupted and is submitted again as a new attempt; a task
 recorded as finished is never run again.
+
+Tasks of gated steps (``kaapana.workflows.gates``) are not submitted when queued: their gate is
+asked first, after the run's transaction (a gate opens its own), and the task waits
+``deferred``, costing no worker, until the gate lets it run.
 """
 
 import logging
@@ -15,9 +19,10 @@ import threading
 import time
 import traceback
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from distributed import Future
@@ -44,13 +49,14 @@ from kaapana.db.models import (
     Task,
 )
 from kaapana.db.models import utcnow as now
-from kaapana.errors import KaapanaError
+from kaapana.errors import InvalidInput, KaapanaError
 from kaapana.storage import ObjectStore
 from kaapana.workflows.actions import Actions
 from kaapana.workflows.context import NodeAddress, SeriesInput, TaskContext
 from kaapana.workflows.definitions import ModeValues, Step, Workflow
 from kaapana.workflows.execution import EndValues, TaskOutcome, read_outcome
-from kaapana.workflows.executor import DaskExecutor, Done
+from kaapana.workflows.executor import DaskExecutor
+from kaapana.workflows.gates import GATE_INPUT, Done, GateAnswer, GateRequest, Gates, Ready, Wait
 from kaapana.workflows.manifest import MANIFEST_NAME, build_manifest, encode
 from kaapana.workflows.registry import Registry
 from kaapana.workflows.resolvers import split_params
@@ -106,6 +112,17 @@ class _TaskRow:
     state: str
     attempts: int
     not_before: datetime | None
+    executions: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Consult:
+    """A task of a gated step whose gate is to be asked, after the run's transaction."""
+
+    gate: str
+    request: GateRequest
+    attempts: int
+    """The task's attempts when it was chosen: a different count later means it moved on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +147,15 @@ class Scheduler:
         archive: Archive,
         results: ObjectStore,
         actions: Actions,
+        gates: Gates,
         referenced_series: ReferencedSeries | None = None,
         run_ended: threading.Condition | None = None,
     ) -> None:
         self._settings = settings
         self._run_ended = run_ended or threading.Condition()
+        self._gates = gates
+        self._poked = threading.Event()
+        self._ended: list[tuple[int, str, str, frozenset[str]]] = []
         self._referenced_series = referenced_series
         self._engine = engine
         self._sessions = session_factory(engine)
@@ -155,6 +176,12 @@ class Scheduler:
 
     def wake(self) -> None:
         self._events.put(None)
+
+    def poke(self) -> None:
+        """Ask every deferred task's gate on the next pass, whenever each said to look again:
+        what one of them waits for may have happened."""
+        self._poked.set()
+        self.wake()
 
     def stop(self) -> None:
         """Stop deciding; running attempts stay recorded as running, for the next start."""
@@ -206,6 +233,8 @@ class Scheduler:
 
     def tick(self) -> None:
         """One pass over every active run."""
+        poked = self._poked.is_set()
+        self._poked.clear()
         with self._sessions() as session:
             active = session.scalars(
                 select(Run.id).where(Run.state.in_(list(ACTIVE_RUN_STATES))).order_by(Run.id)
@@ -215,31 +244,96 @@ class Scheduler:
         self._executor.client()  # a local cluster starts here, not inside a write transaction
         ended = False
         for run_id in active:
+            consult: list[_Consult] = []
             with write_transaction(self._engine) as session:
                 # The row lock orders this pass with cancel and retry (PostgreSQL; SQLite's
                 # write transactions are serial anyway).
                 run = session.get(Run, run_id, with_for_update=True)
                 if run is not None and run.state in ACTIVE_RUN_STATES:
-                    self._advance(session, run)
+                    consult = self._advance(session, run, poked=poked)
                     ended |= run.state not in ACTIVE_RUN_STATES
+            self._report_ended()
+            for item in consult:
+                self._consult(item)
         if ended:  # committed: whoever waits for a run sees its end now
             with self._run_ended:
                 self._run_ended.notify_all()
 
-    def _advance(self, session: Session, run: Run) -> None:
+    def _consult(self, item: _Consult) -> None:
+        """Ask the gate, free of any transaction, then act on its answer if the task still
+        waits for it (it may have been canceled meanwhile)."""
+        answer: GateAnswer | Exception
+        try:
+            answer = self._gates.get(item.gate).consult(item.request)
+        except KaapanaError as exc:
+            answer = exc
+        except Exception as exc:  # the gate's failure is the task's, as an executor's is
+            log.exception("gate %s failed for task %d", item.gate, item.request.task_id)
+            answer = exc
+        with write_transaction(self._engine) as session:
+            run = session.get(Run, item.request.run_id, with_for_update=True)
+            task = session.get(Task, item.request.task_id, with_for_update=True)
+            if run is None or task is None or run.state not in ACTIVE_RUN_STATES:
+                return
+            waiting = (TaskStateValues.queued, TaskStateValues.deferred)
+            if task.state not in waiting or task.attempts != item.attempts:
+                return
+            if isinstance(answer, Wait):
+                task.state = TaskStateValues.deferred
+                task.not_before = answer.until
+            elif isinstance(answer, Done):
+                task.state = TaskStateValues.succeeded
+                task.finished_at = now()
+                self.wake()
+            elif isinstance(answer, Ready):
+                workflow = self._registry.get(run.workflow)
+                if self._free_slots(workflow) < 1:
+                    task.state = TaskStateValues.queued  # asked again when a slot is free
+                    task.not_before = None
+                    return
+                try:
+                    self._submit(
+                        [self._prepare(session, run, workflow, task, gate_files=answer.files)]
+                    )
+                except KaapanaError as exc:
+                    self._gate_refused(task, exc)
+            else:
+                self._gate_refused(task, answer)
+
+    def _gate_refused(self, task: Task, error: Exception) -> None:
+        """The gate decided against the task: failed without retries, asking again would
+        decide the same."""
+        task.state = TaskStateValues.failed
+        task.error = (error.detail if isinstance(error, KaapanaError) else repr(error))[:4000]
+        task.finished_at = now()
+        self.wake()
+
+    def _report_ended(self) -> None:
+        """Tell the gates of runs that ended in the last transaction (after its commit)."""
+        ended, self._ended = self._ended, []
+        for run_id, state, error, gates in ended:
+            for name in sorted(gates):
+                try:
+                    self._gates.get(name).ended(run_id, state, error)
+                except Exception:
+                    log.exception("gate %s: ending run %d failed", name, run_id)
+
+    def _advance(self, session: Session, run: Run, *, poked: bool = False) -> list[_Consult]:
+        """Advance the run's tasks; returns those whose gates are to be asked."""
         try:
             workflow = self._registry.get(run.workflow)
         except KaapanaError as exc:
             self._fail_run(session, run, exc.detail)
-            return
+            return []
         if workflow.definition_hash != run.definition_hash:
             self._fail_run(
                 session,
                 run,
                 f"workflow {run.workflow!r} changed since the run was created (definition hash "
                 f"{run.definition_hash[:12]} -> {workflow.definition_hash[:12]})",
+                workflow,
             )
-            return
+            return []
         # Plain rows, not ORM objects: a pass over a run of thousands of tasks stays cheap.
         tasks = [
             _TaskRow(*row)
@@ -251,6 +345,7 @@ class Scheduler:
                     Task.state,
                     Task.attempts,
                     Task.not_before,
+                    Task.executions,
                 ).where(Task.run_pk == run.id)
             )
         ]
@@ -288,11 +383,29 @@ class Scheduler:
         for state, ids in changed.items():
             finished = {"finished_at": moment} if state in DONE_TASK_STATES else {}
             session.execute(update(Task).where(Task.id.in_(ids)).values(state=state, **finished))
-        ready = [
+        due = [
             task
             for task in sorted(tasks, key=lambda t: t.id)
-            if task.state == TaskStateValues.queued
-            and (task.not_before is None or task.not_before <= moment)
+            if task.state in (TaskStateValues.queued, TaskStateValues.deferred)
+            and (
+                task.not_before is None
+                or task.not_before <= moment
+                or (poked and task.state == TaskStateValues.deferred)
+            )
+        ]
+        consult = [
+            _Consult(
+                gate,
+                GateRequest(run.id, task.id, run.project_pk, dict(run.params), task.executions),
+                task.attempts,
+            )
+            for task in due
+            if (gate := workflow.steps[task.step].gate) is not None
+        ]
+        ready = [
+            task
+            for task in due
+            if task.state == TaskStateValues.queued and workflow.steps[task.step].gate is None
         ][: self._free_slots(workflow)]
         if ready:
             loaded = session.scalars(select(Task).where(Task.id.in_([t.id for t in ready])))
@@ -304,7 +417,9 @@ class Scheduler:
             self._submit(attempts)
         if all(task.state in DONE_TASK_STATES for task in tasks):
             good = all(task.state in GOOD_TASK_STATES for task in tasks)
-            self._end_run(session, run, RunStateValues.succeeded if good else RunStateValues.failed)
+            state = RunStateValues.succeeded if good else RunStateValues.failed
+            self._end_run(session, run, state, workflow)
+        return consult
 
     def _free_slots(self, workflow: Workflow) -> int:
         """How many more tasks of this workflow may go to the executor now."""
@@ -427,7 +542,15 @@ class Scheduler:
             for pk, *row in rows
         }, files
 
-    def _prepare(self, session: Session, run: Run, workflow: Workflow, task: Task) -> _Attempt:
+    def _prepare(
+        self,
+        session: Session,
+        run: Run,
+        workflow: Workflow,
+        task: Task,
+        *,
+        gate_files: Mapping[str, bytes] | None = None,
+    ) -> _Attempt:
         """Marks ``task`` running in a new attempt and prepares its folders and context."""
         step = workflow.steps[task.step]
         inputs = self._inputs_of(session, run)
@@ -464,6 +587,8 @@ class Scheduler:
             ],
             upstream=step.upstream,
         )
+        if gate_files is not None:
+            _write_gate_files(attempt_dir / GATE_INPUT, gate_files)
         params, resolved = split_params(run.params)
         ctx = TaskContext(
             run_id=run.id,
@@ -497,7 +622,7 @@ class Scheduler:
         """Hands a pass's attempts of one run to the executor in one batch: Dask's cost of a
         submission is mostly per call, not per task."""
 
-        def on_done(attempt: _Attempt) -> Done:
+        def on_done(attempt: _Attempt) -> Callable[[Future], None]:
             ctx = attempt.ctx
             # Dask calls this in a thread of its own: reading the outcome there keeps the
             # scheduler thread free of it.
@@ -575,6 +700,13 @@ class Scheduler:
         if outcome.end is EndValues.succeeded:
             task.state = TaskStateValues.succeeded
             self._record(session, task, collected)
+            if step.gate is not None:  # its gate decides whether it runs again
+                task.state = TaskStateValues.deferred
+                task.executions += 1
+                task.failures = 0
+                task.not_before = None
+                task.finished_at = None
+                self.wake()
         elif outcome.end is EndValues.canceled:
             task.state = TaskStateValues.canceled
             task.error = outcome.error
@@ -618,17 +750,24 @@ class Scheduler:
                 )
             )
 
-    def _fail_run(self, session: Session, run: Run, error: str) -> None:
+    def _fail_run(
+        self, session: Session, run: Run, error: str, workflow: Workflow | None = None
+    ) -> None:
         log.error("run %d failed: %s", run.id, error)
         run.error = error[:4000]
         for task in session.scalars(select(Task).where(Task.run_pk == run.id)):
             if task.state not in DONE_TASK_STATES:
                 task.state = TaskStateValues.canceled
                 task.finished_at = now()
-        self._end_run(session, run, RunStateValues.failed)
+        self._end_run(session, run, RunStateValues.failed, workflow)
 
-    def _end_run(self, session: Session, run: Run, state: RunStateValues) -> None:
+    def _end_run(
+        self, session: Session, run: Run, state: RunStateValues, workflow: Workflow | None
+    ) -> None:
         run.state = state
+        gates = gates_of(workflow) if workflow is not None else frozenset()
+        if gates:
+            self._ended.append((run.id, state.value, run.error, gates))
         run.finished_at = now()
         self._inputs.pop(run.id, None)
         self._workspace.discard_attempts(run.id)
@@ -641,6 +780,21 @@ def write_manifest(session: Session, run: Run, results: ObjectStore) -> None:
     manifest = build_manifest(session, run)
     stored = put_artifact(results, run.id, MANIFEST_NAME, encode(manifest))
     _replace_artifact(session, run.id, None, stored)
+
+
+def gates_of(workflow: Workflow) -> frozenset[str]:
+    """The gates the workflow's steps name."""
+    return frozenset(step.gate for step in workflow.steps.values() if step.gate)
+
+
+def _write_gate_files(folder: Path, files: Mapping[str, bytes]) -> None:
+    for name, data in files.items():
+        parts = PurePosixPath(name).parts
+        if not parts or name.startswith("/") or ".." in parts:
+            raise InvalidInput(f"a gate hands the task {name!r}: only relative paths")
+        target = folder.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
 
 
 def _replace_artifact(
@@ -723,4 +877,4 @@ def _append_log(ctx: TaskContext, text: str) -> None:
         log_file.write(text)
 
 
-__all__ = ["Scheduler", "write_manifest"]
+__all__ = ["Scheduler", "gates_of", "write_manifest"]

@@ -14,6 +14,8 @@ class RunStateValues(StrEnum):
 class TaskStateValues(StrEnum):
     pending = "pending"
     queued = "queued"
+    deferred = "deferred"
+    """Waiting for its step's gate, without a worker (``kaapana.workflows.gates``)."""
     running = "running"
     succeeded = "succeeded"
     failed = "failed"

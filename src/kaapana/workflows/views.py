@@ -16,6 +16,7 @@ class StepView(BaseModel):
     cpu: float
     memory_mb: int
     gpu: int
+    gate: str | None = None
 
 
 class WorkflowView(BaseModel):

@@ -10,9 +10,9 @@ from kaapana.api.deps import AdminPrincipal, PlatformDep, client_address
 from kaapana.api.routes.datasets import attachment
 from kaapana.auth.principal import Principal
 from kaapana.errors import InvalidInput, NotFound
-from kaapana.federation.coordinator import FederatedRunView
 from kaapana.federation.participant import SiteJobView
 from kaapana.federation.policies import ExposureView, PolicyView
+from kaapana.federation.runs import FederatedRunView
 from kaapana.federation.sites import SiteView
 from kaapana.federation.states import ApprovalValues, PeerRoleValues
 from kaapana.platform import Platform

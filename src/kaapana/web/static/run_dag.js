@@ -5,7 +5,7 @@ const NODE_W = 220;
 const NODE_H = 62;
 const GAP_X = 56;
 const GAP_Y = 18;
-const STATES = ["succeeded", "running", "queued", "pending", "failed", "upstream_failed", "canceled", "skipped"];
+const STATES = ["succeeded", "running", "queued", "deferred", "pending", "failed", "upstream_failed", "canceled", "skipped"];
 
 function svg(tag, attributes = {}, ...children) {
   const element = document.createElementNS(SVG, tag);

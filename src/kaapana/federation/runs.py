@@ -1,15 +1,21 @@
-"""Federated runs at the orchestrator, and the coordinator thread that drives their rounds.
+"""Federated runs at the orchestrator, each driven by an engine run of its plan's central workflow.
 
-Each pass looks at every running federated run: a round without jobs gets one job per site
-(with the current global artifact as input); a round whose jobs have all ended (delivered,
-refused, failed or timed out after ``site_timeout``) is aggregated if at least ``min_sites``
-sites delivered, else the run fails. The new global artifact is written to result storage
-before ``finished_rounds`` is committed with its key, so a crash at any point resumes at the
-first unfinished round, with the outputs already received for it.
+A federated run is a row of ``federated_runs`` (plan, sites, rounds, the current global
+artifact) and a run of the workflow engine (``run_pk``) whose one task waits at the
+``federated-round`` gate, registered here: asked by the scheduler, the gate dispatches a
+round's jobs (with the broadcast of the current global artifact), times out late sites, and once
+every job of the round has ended either fails the run (fewer than ``min_sites`` delivered,
+naming the missing sites) or lets the task aggregate the delivered outputs on a Dask worker.
+The task's output, the next global artifact, is committed by the ``federation.commit-round``
+action (written to result storage, then ``finished_rounds`` with its key), after which the gate
+dispatches the next round or, after the last, lets the engine run succeed. Everything is read
+from the tables on each question, so after a crash the engine resubmits the interrupted task,
+the gate answers for the first unfinished round, and the run goes on from there with the
+outputs already received for it. Canceling either run cancels the other.
 """
 
+import contextlib
 import logging
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,10 +24,18 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from kaapana.auth.audit import Audit
+from kaapana.auth.projects import ADMIN_PROJECT, Projects
 from kaapana.db.engine import session_factory, write_transaction
 from kaapana.db.models import FederatedJob, FederatedRun, utcnow
 from kaapana.errors import Conflict, InvalidInput, NotFound
 from kaapana.federation.aggregation import Plans, pack_files, unpack_files
+from kaapana.federation.central import (
+    GLOBAL_DIR,
+    STEP_NAME,
+    central_name,
+    gate_input,
+    read_files,
+)
 from kaapana.federation.hub import Hub
 from kaapana.federation.sites import Sites
 from kaapana.federation.states import (
@@ -31,7 +45,9 @@ from kaapana.federation.states import (
     ModelPushValues,
 )
 from kaapana.storage import ObjectStore
-from kaapana.workflows.registry import Registry
+from kaapana.workflows import ActionRequest, Done, GateAnswer, GateRequest, Ready, Wait
+from kaapana.workflows import Engine as WorkflowEngine
+from kaapana.workflows.states import RunStateValues
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +90,8 @@ class FederatedRunView:
     created_at: datetime
     finished_at: datetime | None
     jobs: list[FederatedJobView]
+    run_id: int | None
+    """The engine run of the central workflow (``kaapana runs show``)."""
 
 
 def global_key(run_pk: int, round: int) -> str:
@@ -86,7 +104,8 @@ class FederatedRuns:
         *,
         engine: Engine,
         plans: Plans,
-        registry: Registry,
+        workflows: WorkflowEngine,
+        projects: Projects,
         sites: Sites,
         hub: Hub,
         results: ObjectStore,
@@ -95,14 +114,15 @@ class FederatedRuns:
         self._engine = engine
         self._sessions = session_factory(engine)
         self.plans = plans
-        self._registry = registry
+        self._workflows = workflows
+        self._registry = workflows.registry
+        self._projects = projects
         self._sites = sites
         self._hub = hub
         self._results = results
         self._audit = audit
-        self._wake = threading.Event()
-        # Site timeouts count from a job's creation, or from when the coordinator (re)started
-        # if later: the sites of a round interrupted by a crash get their full time again.
+        # Site timeouts count from a job's creation, or from when this process resumed the
+        # runs if later: the sites of a round interrupted by a crash get their full time again.
         self._resumed_at = utcnow()
 
     # -- requests -------------------------------------------------------------------------
@@ -161,31 +181,84 @@ class FederatedRuns:
                 key = global_key(run_pk, 0)
                 self._results.put(key, pack_files(initial))
                 run.global_key = key
+        # Scheduled by the process that schedules (``kaapana serve``); its gate waits for the
+        # link written next, so it never drives a run that is not its own.
+        central = self._workflows.start_run(
+            project_pk=self._projects.get(ADMIN_PROJECT).id,
+            workflow=central_name(chosen.name),
+            params={"federated_run": run_pk},
+            created_by=actor,
+            start=False,
+        )
+        with write_transaction(self._engine) as session:
+            linked = session.get(FederatedRun, run_pk, with_for_update=True)
+            assert linked is not None  # created above; runs are never deleted
+            linked.run_pk = central.id
         self._audit.record(
             "federation.run.start",
             actor=actor,
             target=f"federated-run:{run_pk}",
-            detail={"plan": plan, "sites": targets, "rounds": count, "dataset": dataset},
+            detail={
+                "plan": plan,
+                "sites": targets,
+                "rounds": count,
+                "dataset": dataset,
+                "run": central.id,
+            },
         )
-        self._wake.set()
         return self.get(run_pk)
 
     def cancel(self, run_pk: int, *, actor: str) -> FederatedRunView:
+        """Cancels the central engine run too."""
+        with self._sessions() as session:
+            found = session.get(FederatedRun, run_pk)
+            if found is None:
+                raise NotFound(f"federated run {run_pk} not found")
+            central = found.run_pk
+        self._end(run_pk, FederatedRunStateValues.canceled, "", actor=actor, strict=True)
+        if central is not None:
+            with contextlib.suppress(Conflict):  # ended already, from its side
+                self._workflows.cancel(central)
+        return self.get(run_pk)
+
+    def _end(
+        self,
+        run_pk: int,
+        state: FederatedRunStateValues,
+        error: str,
+        *,
+        actor: str,
+        strict: bool = False,
+    ) -> None:
+        """End a running federated run (canceled or failed) and its open jobs; ``strict``: one
+        that is not running is a conflict, else left as it is."""
         with write_transaction(self._engine) as session:
             run = session.get(FederatedRun, run_pk, with_for_update=True)
-            if run is None:
-                raise NotFound(f"federated run {run_pk} not found")
-            if run.state != FederatedRunStateValues.running:
-                raise Conflict(f"federated run {run_pk} is {run.state} already")
-            run.state = FederatedRunStateValues.canceled
+            if run is None or run.state != FederatedRunStateValues.running:
+                if strict:
+                    state_now = run.state if run is not None else "gone"
+                    raise Conflict(f"federated run {run_pk} is {state_now} already")
+                return
+            run.state = state
+            run.error = error[:4096]
             run.finished_at = utcnow()
             for job in session.scalars(select(FederatedJob).where(FederatedJob.run_pk == run_pk)):
                 if job.state not in FINAL_JOB_STATES:
                     job.state = JobStateValues.canceled
                     job.finished_at = utcnow()
-        self._audit.record("federation.run.cancel", actor=actor, target=f"federated-run:{run_pk}")
+        if state == FederatedRunStateValues.canceled:
+            self._audit.record(
+                "federation.run.cancel", actor=actor, target=f"federated-run:{run_pk}"
+            )
+        else:
+            self._audit.record(
+                "federation.run.fail",
+                actor=actor,
+                target=f"federated-run:{run_pk}",
+                outcome="failure",
+                detail={"error": error[:512]},
+            )
         self._hub.notify()
-        return self.get(run_pk)
 
     def request_logs(self, job_id: str, *, actor: str) -> None:
         """Ask the job's site for its logs; it sends them with its next poll, if its policy
@@ -238,6 +311,7 @@ class FederatedRuns:
                 created_by=run.created_by,
                 created_at=run.created_at,
                 finished_at=run.finished_at,
+                run_id=run.run_pk,
                 jobs=[
                     FederatedJobView(
                         job_id=j.id,
@@ -265,31 +339,47 @@ class FederatedRuns:
             key = run.global_key
         return unpack_files(self._results.get(key)) if key else {}
 
-    # -- the coordinator ------------------------------------------------------------------
+    # -- the gate of the central workflow ---------------------------------------------------
 
-    def advance(self) -> None:
-        """One pass over every running federated run."""
+    def resume(self) -> None:
+        """Called when this process starts driving the runs (``kaapana serve``): running rounds
+        give their sites their full timeout again; a run whose central run was never linked
+        (the orchestrator stopped in between) fails, as nothing would drive it."""
+        self._resumed_at = utcnow()
         with self._sessions() as session:
-            pks = list(
+            orphans = list(
                 session.scalars(
                     select(FederatedRun.id).where(
-                        FederatedRun.state == FederatedRunStateValues.running
+                        FederatedRun.state == FederatedRunStateValues.running,
+                        FederatedRun.run_pk.is_(None),
                     )
                 )
             )
-        for pk in pks:
-            try:
-                self._advance(pk)
-            except Exception as exc:  # one broken run must not stop the others
-                log.exception("federated run %d failed", pk)
-                self._fail(pk, f"{type(exc).__name__}: {exc}")
+        for pk in orphans:
+            self._end(
+                pk,
+                FederatedRunStateValues.failed,
+                "the orchestrator stopped before the run's central workflow run was created",
+                actor="federation",
+            )
 
-    def _advance(self, run_pk: int) -> None:
+    def consult(self, request: GateRequest) -> GateAnswer:
+        """The ``federated-round`` gate: where the first unfinished round of the federated run
+        that ``request``'s run drives stands."""
+        run_pk = request.params.get("federated_run")
         now = utcnow()
         with write_transaction(self._engine) as session:
             run = session.get(FederatedRun, run_pk, with_for_update=True)
-            if run is None or run.state != FederatedRunStateValues.running:
-                return
+            if run is None:
+                raise NotFound(f"federated run {run_pk} not found")
+            if run.run_pk is None:
+                return Wait()  # linked by ``start`` in a moment
+            if run.run_pk != request.run_id:
+                raise Conflict(f"federated run {run_pk} is driven by run {run.run_pk}")
+            if run.state == FederatedRunStateValues.succeeded:
+                return Done()
+            if run.state != FederatedRunStateValues.running:
+                raise Conflict(f"federated run {run_pk} is {run.state}")
             round = run.finished_rounds + 1
             jobs = list(
                 session.scalars(
@@ -298,6 +388,7 @@ class FederatedRuns:
                     )
                 )
             )
+            timeout = timedelta(seconds=run.site_timeout)
             if not jobs:
                 input_key = self._broadcast(run_pk, round, run.plan, run.global_key)
                 for site in run.sites:
@@ -312,24 +403,25 @@ class FederatedRuns:
                             outputs={},
                         )
                     )
-                created = True
+                deadline: datetime | None = now + timeout
             else:
-                created = False
-                deadline = timedelta(seconds=run.site_timeout)
+                deadline = None
                 for job in jobs:
-                    started = max(job.created_at, self._resumed_at)
-                    if job.state not in FINAL_JOB_STATES and started + deadline < now:
+                    ends = max(job.created_at, self._resumed_at) + timeout
+                    if job.state in FINAL_JOB_STATES:
+                        continue
+                    if ends < now:
                         job.state = JobStateValues.timed_out
                         job.detail = f"no outputs within {run.site_timeout:g} s"
                         job.finished_at = now
-            ended = not created and all(j.state in FINAL_JOB_STATES for j in jobs)
+                    else:
+                        deadline = ends if deadline is None else min(deadline, ends)
             delivered = {
                 j.site: dict(j.outputs) for j in jobs if j.state == JobStateValues.succeeded
             }
             missing = {j.site: j.state for j in jobs if j.state != JobStateValues.succeeded}
-            params, plan, current_key = dict(run.params), run.plan, run.global_key
-            minimum, last = run.min_sites, round >= run.rounds
-        if created:
+            params, current_key, minimum = dict(run.params), run.global_key, run.min_sites
+        if not jobs:
             self._audit.record(
                 "federation.round.dispatch",
                 actor="federation",
@@ -337,18 +429,97 @@ class FederatedRuns:
                 detail={"round": round},
             )
             self._hub.notify()
-            return
-        if not ended:
-            return
+            return Wait(deadline)
+        if deadline is not None:  # sites still at work; an upload or report pokes the gate
+            return Wait(deadline)
         if len(delivered) < minimum:
             absent = ", ".join(f"{site}: {state}" for site, state in missing.items())
-            self._fail(
-                run_pk,
+            error = (
                 f"round {round}: {len(delivered)} of {len(delivered) + len(missing)} sites "
-                f"delivered, {minimum} needed ({absent})",
+                f"delivered, {minimum} needed ({absent})"
             )
+            self._end(run_pk, FederatedRunStateValues.failed, error, actor="federation")
+            raise Conflict(error)
+        current = unpack_files(self._results.get(current_key)) if current_key else {}
+        outputs = {
+            site: {name: self._results.get(meta["key"]) for name, meta in stored.items()}
+            for site, stored in delivered.items()
+        }
+        return Ready(
+            gate_input(run_pk=run_pk, round=round, params=params, current=current, outputs=outputs)
+        )
+
+    def ended(self, run_id: int, state: str, error: str) -> None:
+        """The central run ended: a federated run it drove that still runs ends with it."""
+        with self._sessions() as session:
+            pk = session.scalar(select(FederatedRun.id).where(FederatedRun.run_pk == run_id))
+        if pk is None or state == RunStateValues.succeeded:
             return
-        self._aggregate(run_pk, round, plan, params, current_key, delivered, missing, last=last)
+        if state == RunStateValues.canceled:
+            self._end(pk, FederatedRunStateValues.canceled, "", actor="federation")
+        else:
+            detail = error or f"its central run {run_id} failed"
+            self._end(pk, FederatedRunStateValues.failed, detail, actor="federation")
+
+    def commit_round(self, request: ActionRequest) -> str:
+        """The ``federation.commit-round`` action of the round's aggregation: its output, the
+        next global artifact, into result storage, then the round into the run. Idempotent: a
+        round committed already is left as it is."""
+        run_pk, round = request.payload.get("federated_run"), request.payload.get("round")
+        if not isinstance(run_pk, int) or not isinstance(round, int):
+            raise InvalidInput(
+                f"'federated_run' and 'round' must be integers, got {dict(request.payload)}"
+            )
+        with self._sessions() as session:
+            run = session.get(FederatedRun, run_pk)
+            if run is None or run.run_pk != request.run_id:
+                raise InvalidInput(f"run {request.run_id} does not drive federated run {run_pk}")
+            if run.finished_rounds >= round:
+                return f"round {round} of federated run {run_pk} was committed already"
+            if run.finished_rounds != round - 1 or run.state != FederatedRunStateValues.running:
+                raise Conflict(
+                    f"federated run {run_pk} is {run.state} after {run.finished_rounds} rounds; "
+                    f"round {round} cannot be committed"
+                )
+            plan, params, last = self.plans.get(run.plan), dict(run.params), round >= run.rounds
+        folder = self._workflows.workspace.run_dir(request.run_id) / STEP_NAME / GLOBAL_DIR
+        following = read_files(folder)
+        key = global_key(run_pk, round)
+        self._results.put(key, pack_files(following))
+        finished = plan.finish(run_pk, params, following) if last and plan.finish else {}
+        with write_transaction(self._engine) as session:
+            run = session.get(FederatedRun, run_pk, with_for_update=True)
+            if run is None or run.finished_rounds != round - 1:
+                return f"round {round} of federated run {run_pk} was committed already"
+            jobs = session.scalars(
+                select(FederatedJob).where(
+                    FederatedJob.run_pk == run_pk, FederatedJob.round == round
+                )
+            ).all()
+            delivered = sorted(j.site for j in jobs if j.state == JobStateValues.succeeded)
+            missing = {j.site: j.state for j in jobs if j.state != JobStateValues.succeeded}
+            run.finished_rounds = round
+            run.global_key = key
+            run.result = {**plan.aggregator.summary(following), **finished}
+            run.history = [
+                *(run.history or []),
+                {"round": round, "sites": delivered, "missing": missing},
+            ]
+            if last:
+                run.state = FederatedRunStateValues.succeeded
+                run.finished_at = utcnow()
+                if plan.pushes_model is not None and plan.pushes_model(params):
+                    for job in jobs:
+                        if job.state == JobStateValues.succeeded:
+                            job.model_push = ModelPushValues.offered
+        self._audit.record(
+            "federation.round.aggregate",
+            actor="federation",
+            target=f"federated-run:{run_pk}",
+            detail={"round": round, "sites": delivered, "missing": missing},
+        )
+        self._hub.notify()
+        return f"round {round} of federated run {run_pk} committed ({', '.join(delivered)})"
 
     def _broadcast(self, run_pk: int, round: int, plan: str, current_key: str) -> str:
         """The storage key of what the round's sites receive ("" for nothing)."""
@@ -360,122 +531,5 @@ class FederatedRuns:
         self._results.put(key, pack_files(sent))
         return key
 
-    def _aggregate(
-        self,
-        run_pk: int,
-        round: int,
-        plan: str,
-        params: dict[str, Any],
-        current_key: str,
-        delivered: dict[str, dict[str, Any]],
-        missing: dict[str, str],
-        *,
-        last: bool,
-    ) -> None:
-        chosen = self.plans.get(plan)
-        aggregator = chosen.aggregator
-        current = unpack_files(self._results.get(current_key)) if current_key else {}
-        outputs = {
-            site: {name: self._results.get(meta["key"]) for name, meta in stored.items()}
-            for site, stored in delivered.items()
-        }
-        following = aggregator.aggregate(
-            round=round, params=params, current=current, outputs=outputs
-        )
-        key = global_key(run_pk, round)
-        self._results.put(key, pack_files(following))
-        finished = chosen.finish(run_pk, params, following) if last and chosen.finish else {}
-        with write_transaction(self._engine) as session:
-            run = session.get(FederatedRun, run_pk, with_for_update=True)
-            if run is None or run.finished_rounds != round - 1:
-                return
-            run.finished_rounds = round
-            run.global_key = key
-            run.result = {**aggregator.summary(following), **finished}
-            run.history = [
-                *(run.history or []),
-                {"round": round, "sites": sorted(delivered), "missing": missing},
-            ]
-            if round >= run.rounds:
-                run.state = FederatedRunStateValues.succeeded
-                run.finished_at = utcnow()
-                if chosen.pushes_model is not None and chosen.pushes_model(params):
-                    pushed = session.scalars(
-                        select(FederatedJob).where(
-                            FederatedJob.run_pk == run_pk,
-                            FederatedJob.round == round,
-                            FederatedJob.site.in_(sorted(delivered)),
-                        )
-                    )
-                    for job in pushed:
-                        job.model_push = ModelPushValues.offered
-        self._audit.record(
-            "federation.round.aggregate",
-            actor="federation",
-            target=f"federated-run:{run_pk}",
-            detail={"round": round, "sites": sorted(delivered), "missing": missing},
-        )
-        self._hub.notify()
-        self._wake.set()
 
-    def _fail(self, run_pk: int, error: str) -> None:
-        with write_transaction(self._engine) as session:
-            run = session.get(FederatedRun, run_pk, with_for_update=True)
-            if run is None or run.state != FederatedRunStateValues.running:
-                return
-            run.state = FederatedRunStateValues.failed
-            run.error = error[:4096]
-            run.finished_at = utcnow()
-            for job in session.scalars(select(FederatedJob).where(FederatedJob.run_pk == run_pk)):
-                if job.state not in FINAL_JOB_STATES:
-                    job.state = JobStateValues.canceled
-                    job.finished_at = utcnow()
-        self._audit.record(
-            "federation.run.fail",
-            actor="federation",
-            target=f"federated-run:{run_pk}",
-            outcome="failure",
-            detail={"error": error[:512]},
-        )
-        self._hub.notify()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def resume(self) -> None:
-        """Called when the coordinator starts: running rounds get their full timeout again."""
-        self._resumed_at = utcnow()
-
-    def wait_for_work(self, seconds: float) -> None:
-        self._wake.wait(seconds)
-        self._wake.clear()
-
-
-class Coordinator:
-    """The thread in the orchestrator's server that drives federated runs."""
-
-    def __init__(self, runs: FederatedRuns, *, interval: float = 0.25) -> None:
-        self._runs = runs
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._loop, name="federation-coordinator", daemon=True
-        )
-
-    def start(self) -> None:
-        self._runs.resume()
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._runs.advance()
-            self._runs.wait_for_work(self._interval)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._runs.wake()
-        if self._thread.is_alive():
-            self._thread.join(10)
-
-
-__all__ = ["Coordinator", "FederatedJobView", "FederatedRunView", "FederatedRuns", "global_key"]
+__all__ = ["FederatedJobView", "FederatedRunView", "FederatedRuns", "global_key"]
