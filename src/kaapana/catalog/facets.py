@@ -93,6 +93,15 @@ MATCHING = Table(
 )
 
 
+# PostgreSQL's default random_page_cost (4) prices an index page read as a disk seek. The
+# catalog's indexes are read from memory, and at that price the planner fills the matching table
+# by hashing both the project's series and the matching pks (unique-ified first), where walking
+# the two indexes in pk order (a merge semi join) does the same in half the time: for
+# `Modality = CT` (50,000 of 100,000 series) 33 -> 20 ms, for two conditions 37 -> 14 ms. The
+# facet statements after it plan the same at either price.
+FILL_RANDOM_PAGE_COST: Final = 1.1
+
+
 @contextmanager
 def matching_series(session: Session, matching: Select[tuple[int]]) -> Iterator[None]:
     """``MATCHING`` filled with ``matching`` on the session's connection, dropped afterwards.
@@ -104,6 +113,8 @@ def matching_series(session: Session, matching: Select[tuple[int]]) -> Iterator[
     connection = session.connection()
     postgresql = connection.dialect.name == "postgresql"
     if postgresql:
+        # For the rest of this transaction only (SET LOCAL): see FILL_RANDOM_PAGE_COST.
+        connection.exec_driver_sql(f"SET LOCAL random_page_cost = {FILL_RANDOM_PAGE_COST}")
         connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {MATCHING.name} (series_pk integer)")
     else:
         MATCHING.create(connection)
@@ -183,18 +194,27 @@ class FacetCounter:
             if low is None:
                 return Facet(field=ref.name, type=FacetTypeValues.histogram, buckets=[])
             width = _nice_width(float(high) - float(low), spec.bins)
-        bin_number = func.floor(number / width).label("bin")
+        values = self._distinct(number, ref, number.is_not(None))
+        bin_number = func.floor(values.c.value / width).label("bin")
         rows = self.session.execute(
-            self._over(select(bin_number, func.count()), ref)
-            .where(number.is_not(None))
-            .group_by(bin_number)
-            .order_by(bin_number)
+            select(bin_number, func.sum(values.c.n)).group_by(bin_number).order_by(bin_number)
         ).all()
         buckets = [
-            Bucket(low=float(b) * width, high=(float(b) + 1) * width, count=count)
+            Bucket(low=float(b) * width, high=(float(b) + 1) * width, count=int(count))
             for b, count in rows
         ]
         return Facet(field=ref.name, type=FacetTypeValues.histogram, buckets=buckets, width=width)
+
+    def _distinct(self, column: Any, ref: FieldRef, *where: Any) -> Any:
+        """The matching series' distinct values of ``ref`` in ``column``, each with its count
+        (``value``, ``n``): bins and periods are then computed once per value instead of once
+        per row (2-10 ms less per histogram over 50,000 series on both engines)."""
+        return (
+            self._over(select(column.label("value"), func.count().label("n")), ref)
+            .where(*where)
+            .group_by(column)
+            .subquery()
+        )
 
     def _bounds(self, ref: FieldRef) -> tuple[Any, Any]:
         """The lowest and highest number of ``ref`` among the matching series, each as the
@@ -209,14 +229,15 @@ class FacetCounter:
 
     def _dates(self, ref: FieldRef, interval: IntervalValues) -> Facet:
         digits = _INTERVAL_DIGITS[interval.value]
-        period = func.substr(SeriesAttribute.text_value, 1, digits).label("period")
+        values = self._distinct(SeriesAttribute.text_value, ref)
+        period = func.substr(values.c.value, 1, digits).label("period")
         rows = self.session.execute(
-            self._over(select(period, func.count()), ref)
-            .where(func.length(SeriesAttribute.text_value) >= digits)
+            select(period, func.sum(values.c.n))
+            .where(func.length(values.c.value) >= digits)
             .group_by(period)
             .order_by(period)
         ).all()
-        buckets = [Bucket(period=_period_label(value), count=count) for value, count in rows]
+        buckets = [Bucket(period=_period_label(value), count=int(count)) for value, count in rows]
         return Facet(field=ref.name, type=FacetTypeValues.date_histogram, buckets=buckets)
 
 
