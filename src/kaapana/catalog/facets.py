@@ -101,8 +101,8 @@ MATCHING = Table(
 # of 100,000 series: 40 -> 22 ms). The facet statements plan the same at either price.
 # default_statistics_target: ANALYZE of the matching table samples 300 times this many rows;
 # a pk column needs only its row count and that its values are distinct, which 3,000 rows tell
-# as well as 30,000 (9 -> 2 ms for 50,000 series).
-FILL_SETTINGS: Final = {"random_page_cost": "1.1", "default_statistics_target": "10"}
+# as well as 30,000 (6-9 -> 2 ms for 50,000 series).
+_FILL_SETTINGS: Final = {"random_page_cost": "1.1", "default_statistics_target": "10"}
 
 
 @contextmanager
@@ -117,7 +117,7 @@ def matching_series(session: Session, matching: Select[tuple[int]]) -> Iterator[
     postgresql = connection.dialect.name == "postgresql"
     if postgresql:
         connection.execute(
-            select(*(func.set_config(name, value, True) for name, value in FILL_SETTINGS.items()))
+            select(*(func.set_config(name, value, True) for name, value in _FILL_SETTINGS.items()))
         )
         connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {MATCHING.name} (series_pk integer)")
     else:
