@@ -212,7 +212,8 @@ class FacetCounter:
     def _distinct(self, column: Any, ref: FieldRef, *where: Any) -> Any:
         """The matching series' distinct values of ``ref`` in ``column``, each with its count
         (``value``, ``n``): bins and periods are then computed once per value instead of once
-        per row (2-10 ms less per histogram over 50,000 series on both engines)."""
+        per row. Over 50,000 series SQLite takes 18 instead of 28 ms for a histogram and 26
+        instead of 29 ms for a month histogram; PostgreSQL takes as long either way."""
         return (
             self._over(select(column.label("value"), func.count().label("n")), ref)
             .where(*where)
