@@ -12,10 +12,13 @@ the public ``Catalog`` API, as the REST routes call it, and each timed query is 
 something, so a fast empty answer cannot pass for a result.
 
 Usage: ``python benchmarks/catalog.py [--small] [--only sqlite,postgres] [--queries N]
-[--out FILE]``; JSON goes to stdout (and FILE), progress to stderr.
+[--keep] [--out FILE]``; JSON goes to stdout (and FILE), progress to stderr. With ``--keep`` the
+loaded archives outlive the run (SQLite's data dir under ``--cache-dir``, PostgreSQL's schema
+``kp_bench_catalog_<series>``) and a later ``--keep`` run measures them again without loading.
 """
 
 import argparse
+import contextlib
 import random
 import sys
 import tempfile
@@ -25,9 +28,16 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import create_engine, func, insert, select, text
 
-from _common import Report, add_output_arguments, latency_summary, postgres_schema, tool_versions
+from _common import (
+    POSTGRES_URL,
+    Report,
+    add_output_arguments,
+    latency_summary,
+    postgres_schema,
+    tool_versions,
+)
 from kaapana.catalog import FacetSpec, parse_query
 from kaapana.catalog.derived import SeriesFacts
 from kaapana.catalog.indexing import series_values, text_document
@@ -341,21 +351,35 @@ TARGETS_MS = {
 }
 
 
+def _loaded(platform: Platform) -> int:
+    """Series already in the archive: a kept archive of the right size is measured as it is."""
+    with platform.engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(Series)) or 0)
+
+
 def run_engine(
-    engine: str, series_count: int, samples: int, database_url: str | None
+    engine: str, series_count: int, samples: int, database_url: str | None, data_dir: Path
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="kaapana-bench-catalog-") as folder:
-        settings = Settings(data_dir=Path(folder) / "data", database_url=database_url)
-        with Platform(settings) as platform:
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    with Platform(settings) as platform:
+        present = _loaded(platform)
+        if present not in (0, series_count):
+            raise RuntimeError(
+                f"{engine}: the kept archive has {present} series, not {series_count}"
+            )
+        if present:
+            _progress(f"{engine}: {present} series kept from an earlier run")
+            seconds, attributes = None, None
+        else:
             _progress(f"{engine}: loading {series_count} series")
             seconds, attributes = load(platform, series_count)
-            _progress(f"{engine}: measuring")
-            figures = measure(platform, samples)
+        _progress(f"{engine}: measuring")
+        figures = measure(platform, samples)
     case: dict[str, Any] = {
         "engine": engine,
         "series": series_count,
         "attribute_rows": attributes,
-        "load_seconds": round(seconds, 1),
+        "load_seconds": None if seconds is None else round(seconds, 1),
         **figures,
     }
     case["targets_met"] = {
@@ -364,11 +388,47 @@ def run_engine(
     return case
 
 
+@contextlib.contextmanager
+def kept_schema(name: str) -> Iterator[str]:
+    """The URL of schema ``name`` in the tests' database, created where missing, never dropped."""
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{name}"'))
+    finally:
+        admin.dispose()
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{name}"
+
+
+def run(engine: str, series_count: int, samples: int, keep: Path | None) -> dict[str, Any]:
+    """One engine's case, in a throwaway archive or, with ``keep``, in the kept one."""
+    with contextlib.ExitStack() as stack:
+        if keep is None:
+            folder = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="kaapana-bench-catalog-"))
+            )
+        else:
+            folder = keep / f"catalog-{series_count}"
+        url = None
+        if engine == "postgres":
+            schemas = (
+                postgres_schema()
+                if keep is None
+                else kept_schema(f"kp_bench_catalog_{series_count}")
+            )
+            url = stack.enter_context(schemas)
+        return run_engine(engine, series_count, samples, url, folder / engine / "data")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="10,000 series, 20 queries each")
     parser.add_argument("--only", default=",".join(ENGINES), help="sqlite,postgres or one")
     parser.add_argument("--queries", type=int, default=None, help="queries of each kind")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the loaded archives, reuse kept ones"
+    )
     add_output_arguments(parser)
     args = parser.parse_args()
     selected = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -381,12 +441,9 @@ def main() -> int:
         environment={**tool_versions(), "series": series_count, "targets_p50_ms": TARGETS_MS},
     )
     for engine in selected:
+        keep = args.cache_dir if args.keep else None
         try:
-            if engine == "sqlite":
-                report.cases.append(run_engine(engine, series_count, samples, None))
-            else:
-                with postgres_schema() as url:
-                    report.cases.append(run_engine(engine, series_count, samples, url))
+            report.cases.append(run(engine, series_count, samples, keep))
         except Exception as exc:  # one engine failing still reports the other
             report.errors.append(f"{engine}: {exc!r}")
     report.emit(args.out)

@@ -93,6 +93,18 @@ MATCHING = Table(
 )
 
 
+# Planner settings of a facets call on PostgreSQL, for its transaction only (set_config local).
+# random_page_cost: the default (4) prices an index page read as a disk seek; the catalog's
+# indexes are read from memory, and at that price the planner fills the matching table by
+# hashing the project's series and the matching pks (unique-ified first), where walking the two
+# indexes in pk order (a merge semi join) does the same in half the time (`Modality = CT`, 50,000
+# of 100,000 series: 40 -> 22 ms). The facet statements plan the same at either price.
+# default_statistics_target: ANALYZE of the matching table samples 300 times this many rows;
+# a pk column needs only its row count and that its values are distinct, which 3,000 rows tell
+# as well as 30,000 (6-9 -> 2 ms for 50,000 series).
+_FILL_SETTINGS: Final = {"random_page_cost": "1.1", "default_statistics_target": "10"}
+
+
 @contextmanager
 def matching_series(session: Session, matching: Select[tuple[int]]) -> Iterator[None]:
     """``MATCHING`` filled with ``matching`` on the session's connection, dropped afterwards.
@@ -104,6 +116,9 @@ def matching_series(session: Session, matching: Select[tuple[int]]) -> Iterator[
     connection = session.connection()
     postgresql = connection.dialect.name == "postgresql"
     if postgresql:
+        connection.execute(
+            select(*(func.set_config(name, value, True) for name, value in _FILL_SETTINGS.items()))
+        )
         connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {MATCHING.name} (series_pk integer)")
     else:
         MATCHING.create(connection)
@@ -183,18 +198,28 @@ class FacetCounter:
             if low is None:
                 return Facet(field=ref.name, type=FacetTypeValues.histogram, buckets=[])
             width = _nice_width(float(high) - float(low), spec.bins)
-        bin_number = func.floor(number / width).label("bin")
+        values = self._distinct(number, ref, number.is_not(None))
+        bin_number = func.floor(values.c.value / width).label("bin")
         rows = self.session.execute(
-            self._over(select(bin_number, func.count()), ref)
-            .where(number.is_not(None))
-            .group_by(bin_number)
-            .order_by(bin_number)
+            select(bin_number, func.sum(values.c.n)).group_by(bin_number).order_by(bin_number)
         ).all()
         buckets = [
-            Bucket(low=float(b) * width, high=(float(b) + 1) * width, count=count)
+            Bucket(low=float(b) * width, high=(float(b) + 1) * width, count=int(count))
             for b, count in rows
         ]
         return Facet(field=ref.name, type=FacetTypeValues.histogram, buckets=buckets, width=width)
+
+    def _distinct(self, column: Any, ref: FieldRef, *where: Any) -> Any:
+        """The matching series' distinct values of ``ref`` in ``column``, each with its count
+        (``value``, ``n``): bins and periods are then computed once per value instead of once
+        per row. Over 50,000 series SQLite takes 18 instead of 28 ms for a histogram and 26
+        instead of 29 ms for a month histogram; PostgreSQL takes as long either way."""
+        return (
+            self._over(select(column.label("value"), func.count().label("n")), ref)
+            .where(*where)
+            .group_by(column)
+            .subquery()
+        )
 
     def _bounds(self, ref: FieldRef) -> tuple[Any, Any]:
         """The lowest and highest number of ``ref`` among the matching series, each as the
@@ -209,14 +234,15 @@ class FacetCounter:
 
     def _dates(self, ref: FieldRef, interval: IntervalValues) -> Facet:
         digits = _INTERVAL_DIGITS[interval.value]
-        period = func.substr(SeriesAttribute.text_value, 1, digits).label("period")
+        values = self._distinct(SeriesAttribute.text_value, ref)
+        period = func.substr(values.c.value, 1, digits).label("period")
         rows = self.session.execute(
-            self._over(select(period, func.count()), ref)
-            .where(func.length(SeriesAttribute.text_value) >= digits)
+            select(period, func.sum(values.c.n))
+            .where(func.length(values.c.value) >= digits)
             .group_by(period)
             .order_by(period)
         ).all()
-        buckets = [Bucket(period=_period_label(value), count=count) for value, count in rows]
+        buckets = [Bucket(period=_period_label(value), count=int(count)) for value, count in rows]
         return Facet(field=ref.name, type=FacetTypeValues.date_histogram, buckets=buckets)
 
 
