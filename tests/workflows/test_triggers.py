@@ -1,5 +1,6 @@
 """Trigger rules start workflows when series arrive; queries need the catalog's matcher."""
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -86,3 +87,39 @@ def test_a_query_rule_starts_only_for_series_the_catalog_matches(
     [run] = _user_runs(site)
     assert run.created_by == "trigger:ct"
     assert site.platform.workflows.get_run(run.id).series_instance_uids == [uid]
+
+
+class _Crash(BaseException):
+    """The process dying in the middle of an announcement: nothing after it runs."""
+
+
+def test_an_announcement_cut_short_is_made_again_after_restart_without_duplicate_runs(
+    make_site: Callable[..., Site],
+) -> None:
+    site = make_site(series=0)
+    site.platform.workflows.triggers.add(
+        project_pk=site.project_pk, name="meta", workflow="series-metadata"
+    )
+    uids = store_series(site.platform, 2)
+    crashing = [True]
+
+    def crash(event: SeriesArrived) -> None:  # subscribed last: after catalog and triggers
+        if crashing[0]:
+            raise _Crash
+
+    site.platform.events.subscribe(SeriesArrived, crash)
+    monitor = SeriesQuietMonitor(site.platform.engine, site.platform.events, quiet_seconds=0.01)
+    time.sleep(0.1)  # both quiet: one poll marks both stable
+    with pytest.raises(_Crash):  # the first series' handlers ran, then the crash
+        monitor.poll()
+    assert len(_user_runs(site)) == 1
+    crashing[0] = False
+    restarted = SeriesQuietMonitor(site.platform.engine, site.platform.events, quiet_seconds=0.01)
+    replayed = restarted.poll()
+    assert sorted(e.series_instance_uid for e in replayed) == sorted(uids)
+    assert all(e.replayed for e in replayed)
+    runs = _user_runs(site)
+    assert len(runs) == 2  # the second series' run now; the first series' run not again
+    started = [site.platform.workflows.get_run(r.id).series_instance_uids for r in runs]
+    assert sorted(uid for inputs in started for uid in inputs) == sorted(uids)
+    assert restarted.poll() == []  # announced for good

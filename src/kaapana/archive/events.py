@@ -3,6 +3,8 @@
 A series is *stable* once it has been quiet for ``series_quiet_seconds``. The state lives in the
 index (``series.last_received_at``/``stable_at``), not in memory, so every receiver process feeds
 one monitor, and a series that went quiet while the server was down is announced after restart.
+The transaction that marks a series stable also marks it ``announcing`` until every handler has
+run: a series whose announcement a crash cut short is announced again, as ``replayed``.
 """
 
 import logging
@@ -27,6 +29,9 @@ class SeriesArrived:
     series_instance_uid: str
     modality: str
     number_of_instances: int
+    replayed: bool = False
+    """Announced again after an announcement that did not finish: a handler that must not act
+    twice (start a run, say) looks for what it did the first time."""
 
 
 Handler = Callable[[Any], None]
@@ -61,9 +66,21 @@ class SeriesQuietMonitor:
         self._thread: threading.Thread | None = None
 
     def poll(self) -> list[SeriesArrived]:
-        """Announce every series quiet for long enough; returns what was announced."""
+        """Announce every series quiet for long enough, and every one whose announcement was
+        cut short; returns what was announced."""
         cutoff = utcnow() - self._quiet
         with write_transaction(self._engine) as session:
+            quiet = session.scalars(
+                select(Series.id)
+                .where(Series.stable_at.is_(None), Series.last_received_at <= cutoff)
+                .limit(1000)
+            ).all()
+            if quiet:
+                session.execute(
+                    update(Series)
+                    .where(Series.id.in_(quiet), Series.stable_at.is_(None))
+                    .values(stable_at=utcnow(), announcing=True)
+                )
             rows = session.execute(
                 select(
                     Series.id,
@@ -73,23 +90,27 @@ class SeriesQuietMonitor:
                     Series.number_of_instances,
                 )
                 .join(Study, Series.study_pk == Study.id)
-                .where(Series.stable_at.is_(None), Series.last_received_at <= cutoff)
+                .where(Series.announcing.is_(True), Series.stable_at.is_not(None))
+                .order_by(Series.id)
                 .limit(1000)
             ).all()
-            if rows:
-                session.execute(
-                    update(Series)
-                    .where(Series.id.in_([row.id for row in rows]), Series.stable_at.is_(None))
-                    .values(stable_at=utcnow())
-                )
-        events = [SeriesArrived(*row[1:]) for row in rows]
+        fresh = set(quiet)
+        events = [SeriesArrived(*row[1:], replayed=row.id not in fresh) for row in rows]
         for event in events:
             log.info(
-                "series %s is complete (%d instances)",
+                "series %s is complete (%d instances)%s",
                 event.series_instance_uid,
                 event.number_of_instances,
+                "; announced again" if event.replayed else "",
             )
             self._bus.publish(event)
+        if rows:
+            with write_transaction(self._engine) as session:
+                session.execute(
+                    update(Series)
+                    .where(Series.id.in_([row.id for row in rows]))
+                    .values(announcing=False)
+                )
         return events
 
     def start(self) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -99,6 +100,10 @@ class Series(Base):
     metadata_json: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     stable_at: Mapped[datetime | None] = mapped_column(DateTime)
+    announcing: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), index=True
+    )
+    """Stable, and not every ``SeriesArrived`` handler has run for it yet (a crash came)."""
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     study: Mapped[Study] = relationship()

@@ -24,11 +24,14 @@ from kaapana.archive.events import SeriesArrived
 from kaapana.archive.visibility import ProjectScope
 from kaapana.auth.roles import PermissionValues
 from kaapana.db.engine import session_factory, write_transaction
-from kaapana.db.models import Project, Series, SeriesProject, TriggerRule
+from kaapana.db.models import Project, Run, RunInput, Series, SeriesProject, TriggerRule
 from kaapana.errors import Conflict, InvalidInput, NotFound
 from kaapana.workflows.definitions import Workflow, check_name
 
 log = logging.getLogger(__name__)
+
+_CREATED_BY = "trigger:"
+"""Prefix of the ``created_by`` of the runs a rule starts, before the rule's name."""
 
 MatchesQuery = Callable[[int, int, dict[str, Any]], bool]
 """(project pk, series pk, catalog query) -> does the series match (wired by the catalog)."""
@@ -206,6 +209,9 @@ class Triggers:
             rules = system + [
                 _Rule(row.name, row.project_pk, row.workflow, row.query, row.params) for row in rows
             ]
+            if event.replayed:  # the cut-short announcement may have started some already
+                done = _started_for(session, series_pk)
+                rules = [r for r in rules if (r.name, r.project_pk) not in done]
         started = []
         for rule in rules:
             try:
@@ -219,7 +225,7 @@ class Triggers:
                     workflow=rule.workflow,
                     params=rule.params,
                     series=[event.series_instance_uid],
-                    created_by=f"trigger:{rule.name}",
+                    created_by=f"{_CREATED_BY}{rule.name}",
                 )
                 log.info(
                     "trigger %s started run %d for series %s",
@@ -231,6 +237,21 @@ class Triggers:
             except Exception:
                 log.exception("trigger rule %s failed for %s", rule.name, event.series_instance_uid)
         return started
+
+
+def _started_for(session: Any, series_pk: int) -> set[tuple[str, int]]:
+    """(rule name, project) of the runs rules started for the series since it became stable."""
+    rows = session.execute(
+        select(Run.created_by, Run.project_pk)
+        .join(RunInput, RunInput.run_pk == Run.id)
+        .join(Series, Series.id == RunInput.series_pk)
+        .where(
+            RunInput.series_pk == series_pk,
+            Run.created_by.startswith(_CREATED_BY, autoescape=True),
+            Run.created_at >= Series.stable_at,
+        )
+    )
+    return {(created_by.removeprefix(_CREATED_BY), project_pk) for created_by, project_pk in rows}
 
 
 def _rule(session: Any, project_pk: int, name: str) -> TriggerRule:
