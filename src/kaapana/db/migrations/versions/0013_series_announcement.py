@@ -22,14 +22,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("series") as batch:
-        batch.add_column(
-            sa.Column("announcing", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch.create_index("ix_series_announcing", ["announcing"], unique=False)
+    # A plain ADD COLUMN with a constant default, on SQLite too: batch mode would copy the
+    # series table of a full archive, and its DROP TABLE failed ("database table is locked").
+    op.add_column(
+        "series", sa.Column("announcing", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
+    op.create_index("ix_series_announcing", "series", ["announcing"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("series") as batch:
-        batch.drop_index("ix_series_announcing")
-        batch.drop_column("announcing")
+    op.drop_index("ix_series_announcing", table_name="series")
+    op.drop_column("series", "announcing")
