@@ -28,7 +28,7 @@ def test_the_latest_migrations_go_down_and_up_again_over_stored_series(
             uids.append(ds.SeriesInstanceUID)
         platform.catalog.index_uids(uids)  # the catalog's rows and text triggers too
         command.downgrade(alembic_config(platform.engine), "0011")
-    with Platform(settings) as platform:  # upgrades on start, as after an update
-        with platform.engine.connect() as conn:
-            assert conn.scalar(select(func.count()).select_from(Series)) == 3
-            assert conn.scalar(select(func.count()).where(Series.announcing.is_(True))) == 0
+    # Upgraded on start, as after an update.
+    with Platform(settings) as platform, platform.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Series)) == 3
+        assert conn.scalar(select(func.count()).where(Series.announcing.is_(True))) == 0

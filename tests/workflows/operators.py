@@ -98,3 +98,12 @@ def echo_gate_input(ctx: TaskContext) -> None:
     print(f"execution {ctx.attempt}: {note}")
     ctx.output_dir.mkdir(parents=True, exist_ok=True)
     (ctx.output_dir / "note.txt").write_text(note)
+
+
+def describe_own_attempt(ctx: TaskContext) -> None:
+    """Prints the mode of its attempt file and whether its settings carry secrets."""
+    mode = (ctx.control_dir / "attempt.pickle").stat().st_mode & 0o777
+    print(f"attempt file mode {mode:o}")
+    if ctx.settings is not None:
+        print(f"admin password given: {ctx.settings.admin_password is not None}")
+        print(f"database url given: {bool(ctx.settings.resolved_database_url)}")

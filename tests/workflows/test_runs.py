@@ -236,3 +236,27 @@ def test_store_dicom_enters_the_archive_with_provenance(make_site: Callable[...,
         assert stored == "SEG"
     manifest = engine.manifest(run.id)
     assert manifest["outputs"]["dicom"][0]["sop_instance_uid"] == output.sop_instance_uid
+
+
+def test_a_tasks_context_on_disk_is_the_owners_and_service_tasks_get_no_secrets(
+    make_site: Callable[..., Site],
+) -> None:
+    site = make_site(series=1, admin_password="not-for-tasks-0000")
+    engine = site.platform.workflows
+    engine.registry.add(
+        Workflow(
+            name="describe-service",
+            version="1",
+            service=True,
+            steps=[Step(name="describe", operator=operators.describe_own_attempt)],
+        )
+    )
+    run = engine.start_run(
+        project_pk=site.project_pk, workflow="describe-service", dataset="cohort"
+    )
+    done = engine.wait(run.id, timeout=120)
+    assert done.state == "succeeded", done
+    log = engine.log_path(run.id, done.tasks[0].id).read_text()
+    assert "attempt file mode 600" in log
+    assert "admin password given: False" in log
+    assert "database url given: True" in log  # what a service task needs stays

@@ -152,7 +152,9 @@ def write_attempt(ctx: TaskContext, step: Step) -> Path:
     cloudpickle, as Dask would use, so that an operator of a plugin file travels too."""
     path = ctx.control_dir / ATTEMPT_FILE
     temp = path.with_name(f"{ATTEMPT_FILE}.tmp")
-    temp.write_bytes(cloudpickle.dumps((ctx, step)))
+    # Owner only: a service task's context holds the installation's settings (database URL).
+    with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
+        file.write(cloudpickle.dumps((ctx, step)))
     temp.replace(path)
     return path
 

@@ -152,6 +152,11 @@ class Scheduler:
         run_ended: threading.Condition | None = None,
     ) -> None:
         self._settings = settings
+        # What service tasks get: the installation's settings without the secrets none of
+        # them needs, since a task's context is written into its attempt folder.
+        self._service_settings = settings.model_copy(
+            update={"admin_password": None, "oidc_client_secret": None}
+        )
         self._run_ended = run_ended or threading.Condition()
         self._gates = gates
         self._poked = threading.Event()
@@ -611,7 +616,7 @@ class Scheduler:
             calling_ae_title=self._settings.ae_title,
             references=tuple(references),
             companions=tuple(companions),
-            settings=self._settings if workflow.service else None,
+            settings=self._service_settings if workflow.service else None,
         )
         other_projects = frozenset(
             str(run.params[p]) for p in workflow.project_params if run.params.get(p)
