@@ -278,6 +278,31 @@ class Settings(BaseSettings):
             TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()),
         )
 
+    def anchored(self) -> "Settings":
+        """The same settings with every folder and the database absolute, resolved against this
+        process's working directory: for code that runs in another one (a service task runs in
+        its attempt folder), where ``kaapana-data`` would name another, empty archive."""
+        folders = {
+            name: value.resolve()
+            for name in (
+                "storage_dir",
+                "results_dir",
+                "work_dir",
+                "plugins_dir",
+                "ohif_dir",
+                "tls_certfile",
+                "tls_keyfile",
+            )
+            if (value := getattr(self, name)) is not None
+        }
+        return self.model_copy(
+            update={
+                "data_dir": self.data_dir.resolve(),
+                "database_url": self.resolved_database_url,
+                **folders,
+            }
+        )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

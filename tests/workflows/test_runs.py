@@ -1,12 +1,15 @@
 """Runs on a real Dask cluster, on SQLite and PostgreSQL: fan-out, DAG, results, provenance."""
 
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 from sqlalchemy import select
 
+from kaapana.catalog.thumbnails import thumbnail_key
 from kaapana.db.models import Instance, Run, RunOutput, Series
 from kaapana.errors import Conflict, InvalidInput, NotFound
 from kaapana.workflows import ModeValues, Step, Workflow
@@ -260,3 +263,17 @@ def test_a_tasks_context_on_disk_is_the_owners_and_service_tasks_get_no_secrets(
     assert "attempt file mode 600" in log
     assert "admin password given: False" in log
     assert "database url given: True" in log  # what a service task needs stays
+
+
+def test_service_tasks_find_the_archive_of_a_relative_data_dir(
+    make_site: Callable[..., Site], tmp_path: Path
+) -> None:
+    """As `make run` has it (`./kaapana-data`): the task runs in its attempt folder, where the
+    same relative path names another, empty archive."""
+    relative = Path(os.path.relpath(tmp_path / "relative-data"))
+    site = make_site(series=1, data_dir=relative)
+    engine = site.platform.workflows
+    run = engine.start_run(project_pk=site.project_pk, workflow="series-media", dataset="cohort")
+    done = engine.wait(run.id, timeout=120)
+    assert done.state == "succeeded", engine.log_path(run.id, done.tasks[0].id).read_text()
+    assert site.platform.results.exists(thumbnail_key(site.series[0]))  # in the real archive

@@ -152,9 +152,9 @@ class Scheduler:
         run_ended: threading.Condition | None = None,
     ) -> None:
         self._settings = settings
-        # What service tasks get: the installation's settings without the secrets none of
-        # them needs, since a task's context is written into its attempt folder.
-        self._service_settings = settings.model_copy(
+        # What service tasks get: the installation's settings, valid in their attempt folders,
+        # without the secrets none of them needs (a task's context is written there).
+        self._service_settings = settings.anchored().model_copy(
             update={"admin_password": None, "oidc_client_secret": None}
         )
         self._run_ended = run_ended or threading.Condition()
