@@ -282,26 +282,12 @@ class Settings(BaseSettings):
         """The same settings with every folder and the database absolute, resolved against this
         process's working directory: for code that runs in another one (a service task runs in
         its attempt folder), where ``kaapana-data`` would name another, empty archive."""
-        folders = {
+        paths = {
             name: value.resolve()
-            for name in (
-                "storage_dir",
-                "results_dir",
-                "work_dir",
-                "plugins_dir",
-                "ohif_dir",
-                "tls_certfile",
-                "tls_keyfile",
-            )
-            if (value := getattr(self, name)) is not None
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), Path)
         }
-        return self.model_copy(
-            update={
-                "data_dir": self.data_dir.resolve(),
-                "database_url": self.resolved_database_url,
-                **folders,
-            }
-        )
+        return self.model_copy(update={**paths, "database_url": self.resolved_database_url})
 
     @property
     def resolved_database_url(self) -> str:

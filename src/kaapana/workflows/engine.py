@@ -8,7 +8,6 @@ to it, which notices new rows within half a second.
 
 import fcntl
 import json
-import logging
 import threading
 import time
 from collections import Counter
@@ -57,7 +56,6 @@ from kaapana.workflows.views import (
 )
 from kaapana.workflows.workspace import Workspace
 
-log = logging.getLogger(__name__)
 _DONE_RUN_STATES = frozenset(RunStateValues) - ACTIVE_RUN_STATES
 
 
@@ -350,11 +348,8 @@ class Engine:
             gates = gates_of(self.registry.get(workflow))
         except NotFound:
             gates = frozenset()
-        for name in sorted(gates):  # after the commit: the gate ends what the run drove
-            try:
-                self.gates.get(name).ended(run_id, RunStateValues.canceled.value, "canceled")
-            except Exception:
-                log.exception("gate %s: ending canceled run %d failed", name, run_id)
+        # After the commit: the gate ends what the run drove.
+        self.gates.end(gates, run_id, RunStateValues.canceled.value, "canceled")
         return self.get_run(run_id)
 
     def retry(

@@ -45,9 +45,11 @@ _KILL_GRACE = 2.0
 _WATCH_INTERVAL = 0.05
 CONTAINER_WORKFLOW_DIR = "/data"
 ERROR_FILE = "error.txt"
-OUTCOME_FILE = "outcome.json"
-ATTEMPT_FILE = "attempt.pickle"
 """Where a Python operator's exception message goes (the control folder), for the task's error."""
+OUTCOME_FILE = "outcome.json"
+"""The attempt's ``TaskOutcome`` (the control folder), which the scheduler reads."""
+ATTEMPT_FILE = "attempt.pickle"
+"""The attempt's context and step (the control folder), which the Dask task loads."""
 
 
 class EndValues(StrEnum):

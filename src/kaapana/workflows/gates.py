@@ -25,13 +25,16 @@ recorded (idempotently), not from what they remember.
 that whatever it drives ends with it.
 """
 
+import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from kaapana.errors import InvalidInput
+
+log = logging.getLogger(__name__)
 
 GATE_INPUT = "gate-input"
 """The attempt's folder of the files a gate's ``Ready`` hands the task."""
@@ -101,6 +104,15 @@ class Gates:
         if gate is None:
             raise InvalidInput(f"no gate named {name!r} is registered; known: {self.names()}")
         return gate
+
+    def end(self, names: Iterable[str], run_id: int, state: str, error: str) -> None:
+        """Tell each named gate that the run ended (after its commit); a gate that fails is
+        logged and does not keep the others from hearing it."""
+        for name in sorted(names):
+            try:
+                self.get(name).ended(run_id, state, error)
+            except Exception:
+                log.exception("gate %s: ending run %d failed", name, run_id)
 
 
 __all__ = ["GATE_INPUT", "Done", "Gate", "GateAnswer", "GateRequest", "Gates", "Ready", "Wait"]

@@ -317,11 +317,7 @@ class Scheduler:
         """Tell the gates of runs that ended in the last transaction (after its commit)."""
         ended, self._ended = self._ended, []
         for run_id, state, error, gates in ended:
-            for name in sorted(gates):
-                try:
-                    self._gates.get(name).ended(run_id, state, error)
-                except Exception:
-                    log.exception("gate %s: ending run %d failed", name, run_id)
+            self._gates.end(gates, run_id, state, error)
 
     def _advance(self, session: Session, run: Run, *, poked: bool = False) -> list[_Consult]:
         """Advance the run's tasks; returns those whose gates are to be asked."""
