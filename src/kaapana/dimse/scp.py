@@ -26,6 +26,7 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.transport import ThreadedAssociationServer
 
+from kaapana.dicomnet.reactor import WaitingRequestHandler
 from kaapana.dicomnet.transport import configure, no_delay
 from kaapana.dimse.associations import AssociationRegistry
 from kaapana.dimse.qr import handle_find, handle_get, handle_move
@@ -86,7 +87,7 @@ class ReceiverServer(ThreadedAssociationServer):
     ) -> None:
         self._listener = listener
         self._balance = balance
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, request_handler=WaitingRequestHandler, **kwargs)
 
     def server_bind(self) -> None:
         if self._listener is None:

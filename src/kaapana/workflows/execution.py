@@ -43,6 +43,9 @@ from kaapana.workflows.definitions import (
 _PR_SET_PDEATHSIG = 1
 _KILL_GRACE = 2.0
 _WATCH_INTERVAL = 0.05
+TASK_NICENESS = 10
+"""Workflow tasks run below the interactive services: thousands of queued series-media runs after
+a bulk import must not make C-FIND, STOW-RS or the UI wait for the CPU."""
 CONTAINER_WORKFLOW_DIR = "/data"
 ERROR_FILE = "error.txt"
 """Where a Python operator's exception message goes (the control folder), for the task's error."""
@@ -163,8 +166,16 @@ def write_attempt(ctx: TaskContext, step: Step) -> Path:
 
 def run_attempt(path: str) -> TaskOutcome:
     """The Dask task: ``execute`` of the attempt ``write_attempt`` wrote."""
+    _yield_cpu()
     ctx, step = pickle.loads(Path(path).read_bytes())
     return execute(ctx, step)
+
+
+def _yield_cpu() -> None:
+    """Lower this worker thread (and what it starts) to ``TASK_NICENESS``, once."""
+    with contextlib.suppress(OSError):
+        if os.getpriority(os.PRIO_PROCESS, 0) < TASK_NICENESS:
+            os.setpriority(os.PRIO_PROCESS, 0, TASK_NICENESS)
 
 
 def read_outcome(ctx: TaskContext) -> TaskOutcome | None:
