@@ -69,7 +69,7 @@ def start_server(data_dir: Path, workers: int = 2, **settings: str) -> Server:
         start_new_session=True,
     )
     server = Server(process, data_dir, dicom_port, http_port)
-    wait_until(lambda: port_open(http_port) or process.poll() is not None, 60, "kaapana serve")
+    wait_until(lambda: port_open(http_port) or process.poll() is not None, 120, "kaapana serve")
     assert process.poll() is None, process.stdout.read() if process.stdout else ""
     # C-ECHO, not a bare connect: a connection without an association holds shutdown until
     # pynetdicom's ACSE timeout.

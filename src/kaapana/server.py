@@ -29,6 +29,7 @@ from kaapana.platform import Platform
 
 log = logging.getLogger(__name__)
 GRACE_SECONDS = 30.0
+RECEIVER_START_SECONDS = 120.0
 
 
 def receiver_count(settings: Settings) -> int:
@@ -81,7 +82,7 @@ class ReceiverPool:
         self._stopping = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, daemon=True)
 
-    def _spawn(self, index: int) -> SpawnProcess:
+    def _launch(self, index: int) -> tuple[SpawnProcess, ProcessEvent]:
         self._counts[index] = 0  # a dead receiver's associations died with it
         ready = self._context.Event()
         process = self._context.Process(
@@ -91,12 +92,19 @@ class ReceiverPool:
             daemon=False,
         )
         process.start()
-        if not ready.wait(60):
-            raise RuntimeError("a DICOM receiver process did not start within 60 s")
+        return process, ready
+
+    def _spawn(self, index: int) -> SpawnProcess:
+        process, ready = self._launch(index)
+        _await_ready(ready)
         return process
 
     def start(self) -> None:
-        self._processes = [self._spawn(index) for index in range(self._count)]
+        """Start every receiver at once (each takes seconds to import), then wait for all."""
+        launched = [self._launch(index) for index in range(self._count)]
+        for _process, ready in launched:
+            _await_ready(ready)
+        self._processes = [process for process, _ready in launched]
         self._supervisor.start()
 
     def _supervise(self) -> None:
@@ -117,6 +125,13 @@ class ReceiverPool:
             process.join(GRACE_SECONDS + 10)
             if process.is_alive():
                 process.kill()
+
+
+def _await_ready(ready: ProcessEvent) -> None:
+    if not ready.wait(RECEIVER_START_SECONDS):
+        raise RuntimeError(
+            f"a DICOM receiver process did not start within {RECEIVER_START_SECONDS:.0f} s"
+        )
 
 
 ReadyCallback = Callable[[Settings, str | None], None]
