@@ -65,7 +65,6 @@ class BulkSocket(AssociationSocket):
         while received < nr_bytes:
             count = sock.recv_into(view[received:])
             if not count:  # connection broken: what arrived so far, as pynetdicom returns it
-                del view
                 return buffer[:received]
             received += count
         return buffer
