@@ -164,10 +164,37 @@ def test_serve_answers_https_and_dicom_and_stops_gracefully(
     )
     (study,) = studies()
     assert study["modalities_in_study"] == ["CT"]
+    # Over TLS the kernel cannot send files itself: the series streams through Python.
+    (series,) = https.get(f"/api/v1/studies/{study['study_instance_uid']}/series").json()["items"]
+    retrieved = https.get(
+        f"/dicomweb/studies/{study['study_instance_uid']}/series/{series['series_instance_uid']}",
+        headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+        timeout=60,
+    )
+    assert retrieved.status_code == 200
     https.close()
     output = stop(server)
     assert server.process.returncode == 130  # the shell's code for Ctrl-C, after a clean stop
     assert "pending index writes committed" in output
+    with (
+        Platform(Settings(data_dir=tmp_path / "data")) as platform,
+        session_factory(platform.engine)() as session,
+    ):
+        stored = session.scalars(select(Instance.sha256)).all()
+    assert sorted(_digests(_part_bodies(retrieved))) == sorted(stored)
+
+
+def _part_bodies(response: httpx.Response) -> list[bytes]:
+    boundary = re.search(r'boundary="?([^";]+)', response.headers["content-type"])
+    assert boundary is not None
+    delimiter = b"\r\n--" + boundary.group(1).encode()
+    pieces = (b"\r\n" + response.content).split(delimiter)
+    assert pieces[0] == b"" and pieces[-1] == b"--\r\n"
+    return [piece.partition(b"\r\n\r\n")[2] for piece in pieces[1:-1]]
+
+
+def _digests(bodies: Iterator[bytes] | list[bytes]) -> list[str]:
+    return [hashlib.sha256(body).hexdigest() for body in bodies]
 
 
 def _acknowledged(storescu_log: str) -> list[str]:
@@ -188,7 +215,7 @@ def test_kill_9_during_ingest_loses_no_acknowledged_instance(
     tmp_path: Path, series_dir: Path, servers: list[Server]
 ) -> None:
     data_dir = tmp_path / "data"
-    server = start_server(data_dir)
+    server = start_server(data_dir, admin_password=ADMIN_PASSWORD)
     servers.append(server)
     log_path = tmp_path / "storescu.log"
     with log_path.open("w") as log:
@@ -207,6 +234,7 @@ def test_kill_9_during_ingest_loses_no_acknowledged_instance(
 
     restarted = start_server(data_dir)  # migrations and start-up must cope with the crash
     servers.append(restarted)
+    retrieved = _retrieve_series(restarted, pydicom.dcmread(acknowledged[0]))
     stop(restarted)
     with Platform(Settings(data_dir=data_dir)) as platform:
         with session_factory(platform.engine)() as session:
@@ -220,3 +248,17 @@ def test_kill_9_during_ingest_loses_no_acknowledged_instance(
         for row in rows.values():  # nothing in the index without its file, intact
             data = platform.store.get(row.storage_key)
             assert hashlib.sha256(data).hexdigest() == row.sha256
+    # Over plain HTTP the stored files go out by sendfile, each exactly as stored.
+    assert sorted(_digests(retrieved)) == sorted(row.sha256 for row in rows.values())
+
+
+def _retrieve_series(server: Server, ds: pydicom.Dataset) -> list[bytes]:
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=60) as http:
+        login = {"username": "admin", "password": ADMIN_PASSWORD}
+        assert http.post("/api/v1/auth/login", json=login).status_code == 200
+        retrieved = http.get(
+            f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}",
+            headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+        )
+    assert retrieved.status_code == 200
+    return _part_bodies(retrieved)

@@ -23,6 +23,7 @@ import uvicorn
 
 from kaapana.api import create_app
 from kaapana.archive import SeriesQuietMonitor
+from kaapana.asgi import ZeroCopyHttpToolsProtocol
 from kaapana.config import Settings
 from kaapana.dimse.scp import AcceptBalance, start_scp
 from kaapana.platform import Platform
@@ -173,6 +174,7 @@ def serve(settings: Settings, *, on_ready: ReadyCallback | None = None) -> None:
                 port=settings.http_port,
                 log_level="warning",
                 lifespan="on",
+                http=ZeroCopyHttpToolsProtocol,
                 ssl_certfile=settings.tls_certfile,
                 ssl_keyfile=settings.tls_keyfile,
             )

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from pydicom import Dataset
 
 from kaapana.api import create_app
+from kaapana.asgi import ZeroCopyHttpToolsProtocol
 from kaapana.auth.roles import RoleValues
 from kaapana.config import Settings
 from kaapana.platform import Platform
@@ -98,7 +99,13 @@ class Live:
 @pytest.fixture
 def live(site: Site) -> Iterator[Live]:
     port = free_port()
-    config = uvicorn.Config(site.client.app, host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        site.client.app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        http=ZeroCopyHttpToolsProtocol,  # as `kaapana serve` runs it
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -7,14 +7,15 @@ process stored. Readable by administrators (a Prometheus scrape job sends an adm
 """
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kaapana.api.deps import AdminPrincipal
 from kaapana.db.engine import session_factory
@@ -47,11 +48,11 @@ class _ArchiveCollector(Collector):
         )
 
 
-def _route_template(request: Request) -> str:
+def _route_template(scope: Scope) -> str:
     """The matched route with its prefixes (FastAPI records included routes without them)."""
-    effective = (request.scope.get("fastapi") or {}).get("effective_route_context")
+    effective = (scope.get("fastapi") or {}).get("effective_route_context")
     template = getattr(effective, "path_format", None)
-    return str(template or getattr(request.scope.get("route"), "path", "unmatched"))
+    return str(template or getattr(scope.get("route"), "path", "unmatched"))
 
 
 class Metrics:
@@ -74,20 +75,41 @@ class Metrics:
     def watch(self, engine: Engine) -> None:
         self.registry.register(_ArchiveCollector(engine))
 
-    async def middleware(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        route = _route_template(scope)
+        self.latency.labels(scope["method"], route).observe(seconds)
+        self.requests.labels(scope["method"], route, str(status)).inc()
+
+
+class _MetricsMiddleware:
+    """Counts each response when its headers go out, the moment its latency ends.
+
+    A plain ASGI middleware, so response messages pass through untouched (Starlette's
+    ``BaseHTTPMiddleware`` re-streams every body piece through a queue, and knows only
+    ``http.response.body`` messages).
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        route = _route_template(request)
-        self.latency.labels(request.method, route).observe(time.perf_counter() - started)
-        self.requests.labels(request.method, route, str(response.status_code)).inc()
-        return response
+
+        async def observed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.metrics.observe(scope, message["status"], time.perf_counter() - started)
+            await send(message)
+
+        await self.app(scope, receive, observed)
 
 
 def install_metrics(app: FastAPI) -> Metrics:
     metrics = Metrics()
-    app.middleware("http")(metrics.middleware)
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)
     router = APIRouter()
 
     @router.get("/metrics", operation_id="metrics", tags=["health"], response_class=Response)

@@ -270,10 +270,18 @@ def multipart_stream(
     A plain iterator rather than an async one: Starlette's ``StreamingResponse`` runs it in
     its thread pool, so the file reads do not block the event loop.
     """
+    return _encode(multipart_segments(parts, boundary=boundary), chunk_size)
+
+
+def multipart_segments(
+    parts: Iterable[OutgoingPart], *, boundary: str
+) -> Iterator[bytes | PathLike[str]]:
+    """The body in order as framing bytes (delimiters, part headers and in-memory bodies,
+    adjacent ones joined) and the files whose contents go between them, unread."""
     problem = _boundary_problem(boundary)
     if problem:
         raise ValueError(f"multipart boundary {boundary!r} is invalid: {problem}")
-    return _encode(parts, b"--" + boundary.encode("ascii"), chunk_size)
+    return _segments(parts, b"--" + boundary.encode("ascii"))
 
 
 def multipart_length(parts: Sequence[OutgoingPart], *, boundary: str) -> int:
@@ -290,11 +298,9 @@ def multipart_length(parts: Sequence[OutgoingPart], *, boundary: str) -> int:
     return length + (dash if not parts else dash + 2) + 4
 
 
-def _encode(
-    parts: Iterable[OutgoingPart], dash_boundary: bytes, chunk_size: int
-) -> Iterator[bytes]:
-    """Pieces of about ``chunk_size``: each one crosses from a worker thread to the event loop
-    and into the socket, so many small parts (headers, 500 kB slices) go out together."""
+def _segments(
+    parts: Iterable[OutgoingPart], dash_boundary: bytes
+) -> Iterator[bytes | PathLike[str]]:
     pending = bytearray()
     opening = dash_boundary  # the first delimiter needs no CRLF: the body starts with it
     for part in parts:
@@ -302,7 +308,23 @@ def _encode(
         if isinstance(part.body, bytes):
             pending += part.body
         else:
-            with open(part.body, "rb") as file:
+            yield bytes(pending)
+            pending.clear()
+            yield part.body
+        opening = b"\r\n" + dash_boundary  # the CRLF ending a body belongs to the delimiter
+    pending += opening + b"--\r\n"
+    yield bytes(pending)
+
+
+def _encode(segments: Iterable[bytes | PathLike[str]], chunk_size: int) -> Iterator[bytes]:
+    """Pieces of about ``chunk_size``: each one crosses from a worker thread to the event loop
+    and into the socket, so many small parts (headers, 500 kB slices) go out together."""
+    pending = bytearray()
+    for segment in segments:
+        if isinstance(segment, bytes):
+            pending += segment
+        else:
+            with open(segment, "rb") as file:
                 while chunk := file.read(chunk_size):
                     pending += chunk
                     if len(pending) >= chunk_size:
@@ -311,8 +333,6 @@ def _encode(
         if len(pending) >= chunk_size:
             yield bytes(pending)
             pending.clear()
-        opening = b"\r\n" + dash_boundary  # the CRLF ending a body belongs to the delimiter
-    pending += opening + b"--\r\n"
     yield bytes(pending)
 
 
@@ -623,6 +643,7 @@ __all__ = [
     "boundary_of",
     "multipart_content_type",
     "multipart_length",
+    "multipart_segments",
     "multipart_stream",
     "new_boundary",
     "read_parts",

@@ -33,7 +33,6 @@ from kaapana.dicomweb.context import (
 from kaapana.dicomweb.multipart import (
     OutgoingPart,
     multipart_content_type,
-    multipart_length,
     multipart_stream,
     new_boundary,
 )
@@ -45,6 +44,7 @@ from kaapana.dicomweb.negotiation import (
     frame_representation,
     rendered_media_type,
 )
+from kaapana.dicomweb.responses import MultipartResponse
 from kaapana.dicomweb.uids import check_uid
 from kaapana.errors import InvalidInput, NotAcceptable, NotFound
 
@@ -122,16 +122,8 @@ def _retrieve(context: DicomwebContext, accept: str | None, found: list[StoredOb
                 f"cannot decode {', '.join(sorted(stuck))} here; ask for transfer-syntax=*"
             )
 
-    boundary = new_boundary()
-    media_type = multipart_content_type(DICOM, boundary)
     if all(wanted in (ANY_SYNTAX, s.transfer_syntax_uid) for s in found):
-        stored = [_as_stored(context, s) for s in found]
-        length = multipart_length(stored, boundary=boundary)
-        return StreamingResponse(
-            multipart_stream(stored, boundary=boundary),
-            media_type=media_type,
-            headers={"Content-Length": str(length)},
-        )
+        return MultipartResponse([_as_stored(context, s) for s in found], part_type=DICOM)
 
     def parts() -> Iterator[OutgoingPart]:
         for stored in found:
@@ -142,7 +134,11 @@ def _retrieve(context: DicomwebContext, accept: str | None, found: list[StoredOb
             part_type = f"{DICOM}; transfer-syntax={ExplicitVRLittleEndian}"
             yield OutgoingPart(part_type, body, context.url(stored.path))
 
-    return StreamingResponse(multipart_stream(parts(), boundary=boundary), media_type=media_type)
+    boundary = new_boundary()
+    return StreamingResponse(
+        multipart_stream(parts(), boundary=boundary),
+        media_type=multipart_content_type(DICOM, boundary),
+    )
 
 
 def _as_stored(context: DicomwebContext, stored: StoredObject) -> OutgoingPart:
@@ -205,14 +201,6 @@ def _frame_numbers(text: str) -> list[int]:
     return numbers
 
 
-def _multipart(parts: list[OutgoingPart], part_type: str) -> Response:
-    boundary = new_boundary()
-    return StreamingResponse(
-        multipart_stream(parts, boundary=boundary),
-        media_type=multipart_content_type(part_type, boundary),
-    )
-
-
 @router.get(
     "/studies/{study}/series/{series}/instances/{sop}/frames/{frames}", include_in_schema=False
 )
@@ -226,7 +214,7 @@ def retrieve_frames(
     found = decompress_frames(ds, numbers) if choice.decompress else read_frames(ds, numbers)
     location = context.url(f"{stored.path}/frames/{frames}")
     parts = [OutgoingPart(choice.part_type, frame.data, location) for frame in found]
-    return _multipart(parts, choice.part_type.split(";")[0])
+    return MultipartResponse(parts, part_type=choice.part_type.split(";")[0])
 
 
 @router.get(
@@ -251,11 +239,11 @@ def retrieve_bulk_data(
             OutgoingPart(f"{f.media_type}; transfer-syntax={f.transfer_syntax_uid}", f.data)
             for f in frames
         ]
-        return _multipart(parts, part_type)
+        return MultipartResponse(parts, part_type=part_type)
     value = _find_bulk(ds, wanted)
     if value is None:
         raise NotFound(f"instance {sop} has no bulk data element {tag}")
-    return _multipart([OutgoingPart(OCTET_STREAM, value)], OCTET_STREAM)
+    return MultipartResponse([OutgoingPart(OCTET_STREAM, value)], part_type=OCTET_STREAM)
 
 
 def _find_bulk(ds: Dataset, tag: Tag) -> bytes | None:
@@ -326,7 +314,7 @@ def _rendered(
     if len(found) == 1:
         return Response(one(found[0], frame or 1), media_type=media_type)
     parts = [OutgoingPart(media_type, one(stored, 1), context.url(stored.path)) for stored in found]
-    return _multipart(parts, media_type)
+    return MultipartResponse(parts, part_type=media_type)
 
 
 _INSTANCE = "/studies/{study}/series/{series}/instances/{sop}"
