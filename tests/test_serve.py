@@ -235,7 +235,10 @@ def test_kill_9_during_ingest_loses_no_acknowledged_instance(
     restarted = start_server(data_dir)  # migrations and start-up must cope with the crash
     servers.append(restarted)
     retrieved = _retrieve_series(restarted, pydicom.dcmread(acknowledged[0]))
-    stop(restarted)
+    output = stop(restarted, signal.SIGTERM)  # as a service manager stops it
+    assert restarted.process.returncode == 0
+    assert "pending index writes committed" in output
+    assert _running_in_group(restarted.process.pid) == []  # the receivers ended with it
     with Platform(Settings(data_dir=data_dir)) as platform:
         with session_factory(platform.engine)() as session:
             rows = {row.sop_instance_uid: row for row in session.scalars(select(Instance))}
@@ -250,6 +253,22 @@ def test_kill_9_during_ingest_loses_no_acknowledged_instance(
             assert hashlib.sha256(data).hexdigest() == row.sha256
     # Over plain HTTP the stored files go out by sendfile, each exactly as stored.
     assert sorted(_digests(retrieved)) == sorted(row.sha256 for row in rows.values())
+
+
+def _running_in_group(pgid: int) -> list[int]:
+    """Processes of the group that still run (exited ones may wait for init to reap them)."""
+    running = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # after the command's closing parenthesis: state, ppid, pgrp
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            running.append(int(entry.name))
+    return running
 
 
 def _retrieve_series(server: Server, ds: pydicom.Dataset) -> list[bytes]:

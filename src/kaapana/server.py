@@ -138,12 +138,34 @@ def _await_ready(ready: ProcessEvent) -> None:
 ReadyCallback = Callable[[Settings, str | None], None]
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived: stop as after Ctrl-C."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    # uvicorn takes SIGTERM over while it serves, shuts HTTP down and raises the signal again
+    # once it is done; without a handler of ours that second one would end the process on the
+    # spot, leaving the receivers running and the pending index writes unwritten. Later
+    # SIGTERMs must not cut the shutdown short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise _Terminated
+
+
 def serve(settings: Settings, *, on_ready: ReadyCallback | None = None) -> None:
     """Run until interrupted.
 
     ``on_ready`` gets the effective settings once both servers listen, and on the very first
     start the generated password of the ``admin`` user (else None).
     """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        _serve(settings, on_ready)
+    except _Terminated:
+        log.info("stopped on SIGTERM")
+
+
+def _serve(settings: Settings, on_ready: ReadyCallback | None) -> None:
     with Platform(settings) as platform:
         monitor = SeriesQuietMonitor(
             platform.engine, platform.events, quiet_seconds=settings.series_quiet_seconds

@@ -239,11 +239,12 @@ async def read_parts(
 
 @dataclass(frozen=True)
 class OutgoingPart:
-    """One part of a response body: its body is bytes, or a file streamed when sent."""
+    """One part of a response body: its body is bytes, or the path of a file sent as it is."""
 
     content_type: str
-    body: bytes | PathLike[str]
+    body: bytes | str | PathLike[str]
     content_location: str | None = None
+    size: int | None = None  # of a file body, where known (from the index): saves a stat
 
     def __post_init__(self) -> None:
         for name, value in (
@@ -275,9 +276,9 @@ def multipart_stream(
 
 def multipart_segments(
     parts: Iterable[OutgoingPart], *, boundary: str
-) -> Iterator[bytes | PathLike[str]]:
+) -> Iterator[bytes | OutgoingPart]:
     """The body in order as framing bytes (delimiters, part headers and in-memory bodies,
-    adjacent ones joined) and the files whose contents go between them, unread."""
+    adjacent ones joined) and the parts whose files go between them, unread."""
     problem = _boundary_problem(boundary)
     if problem:
         raise ValueError(f"multipart boundary {boundary!r} is invalid: {problem}")
@@ -293,14 +294,21 @@ def multipart_length(parts: Sequence[OutgoingPart], *, boundary: str) -> int:
     dash = len(boundary) + 2
     length = 0
     for number, part in enumerate(parts):
-        body = len(part.body) if isinstance(part.body, bytes) else os.stat(part.body).st_size
+        body = len(part.body) if isinstance(part.body, bytes) else file_size(part)
         length += (dash if number == 0 else dash + 2) + 2 + len(part.header_block()) + body
     return length + (dash if not parts else dash + 2) + 4
 
 
+def file_size(part: OutgoingPart) -> int:
+    """The length of a file body: as known, else as stored now."""
+    if part.size is not None:
+        return part.size
+    return os.stat(part.body).st_size
+
+
 def _segments(
     parts: Iterable[OutgoingPart], dash_boundary: bytes
-) -> Iterator[bytes | PathLike[str]]:
+) -> Iterator[bytes | OutgoingPart]:
     pending = bytearray()
     opening = dash_boundary  # the first delimiter needs no CRLF: the body starts with it
     for part in parts:
@@ -310,13 +318,13 @@ def _segments(
         else:
             yield bytes(pending)
             pending.clear()
-            yield part.body
+            yield part
         opening = b"\r\n" + dash_boundary  # the CRLF ending a body belongs to the delimiter
     pending += opening + b"--\r\n"
     yield bytes(pending)
 
 
-def _encode(segments: Iterable[bytes | PathLike[str]], chunk_size: int) -> Iterator[bytes]:
+def _encode(segments: Iterable[bytes | OutgoingPart], chunk_size: int) -> Iterator[bytes]:
     """Pieces of about ``chunk_size``: each one crosses from a worker thread to the event loop
     and into the socket, so many small parts (headers, 500 kB slices) go out together."""
     pending = bytearray()
@@ -324,7 +332,7 @@ def _encode(segments: Iterable[bytes | PathLike[str]], chunk_size: int) -> Itera
         if isinstance(segment, bytes):
             pending += segment
         else:
-            with open(segment, "rb") as file:
+            with open(segment.body, "rb") as file:
                 while chunk := file.read(chunk_size):
                     pending += chunk
                     if len(pending) >= chunk_size:
@@ -641,6 +649,7 @@ __all__ = [
     "Part",
     "PartHeaders",
     "boundary_of",
+    "file_size",
     "multipart_content_type",
     "multipart_length",
     "multipart_segments",

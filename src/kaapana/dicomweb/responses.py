@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from kaapana.asgi import ZERO_COPY_SEND
 from kaapana.dicomweb.multipart import (
     OutgoingPart,
+    file_size,
     multipart_content_type,
     multipart_length,
     multipart_segments,
@@ -47,18 +48,33 @@ class MultipartResponse(StreamingResponse):
             if isinstance(segment, bytes):
                 await send({"type": "http.response.body", "body": segment, "more_body": True})
                 continue
-            with open(segment, "rb") as file:
-                size = os.fstat(file.fileno()).st_size
+            # A bare descriptor: a file object would cost system calls that contend for the GIL.
+            file = _Descriptor(os.open(segment.body, os.O_RDONLY | os.O_CLOEXEC))
+            try:
                 await send(
                     {
                         "type": ZERO_COPY_SEND,
                         "file": file,
                         "offset": 0,
-                        "count": size,
+                        "count": file_size(segment),
                         "more_body": True,
                     }
                 )
+            finally:
+                os.close(file.fd)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _Descriptor:
+    """An open file as the zero copy send extension takes it: something with ``fileno()``."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
 
 
 __all__ = ["MultipartResponse"]

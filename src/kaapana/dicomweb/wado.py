@@ -93,11 +93,11 @@ def _instances(
     return found
 
 
-def _path(context: DicomwebContext, stored: StoredObject) -> Path:
+def _path(context: DicomwebContext, stored: StoredObject) -> str:
     path = context.platform.store.local_path(stored.storage_key)
     if path is None:
         raise NotFound(f"instance {stored.sop_instance_uid} has no stored file")
-    return Path(path)
+    return path
 
 
 def _read(context: DicomwebContext, stored: StoredObject) -> Dataset:
@@ -130,7 +130,7 @@ def _retrieve(context: DicomwebContext, accept: str | None, found: list[StoredOb
             if wanted == stored.transfer_syntax_uid:
                 yield _as_stored(context, stored)
                 continue
-            body = to_explicit_vr_little_endian(_path(context, stored).read_bytes())
+            body = to_explicit_vr_little_endian(Path(_path(context, stored)).read_bytes())
             part_type = f"{DICOM}; transfer-syntax={ExplicitVRLittleEndian}"
             yield OutgoingPart(part_type, body, context.url(stored.path))
 
@@ -143,7 +143,9 @@ def _retrieve(context: DicomwebContext, accept: str | None, found: list[StoredOb
 
 def _as_stored(context: DicomwebContext, stored: StoredObject) -> OutgoingPart:
     part_type = f"{DICOM}; transfer-syntax={stored.transfer_syntax_uid}"
-    return OutgoingPart(part_type, _path(context, stored), context.url(stored.path))
+    return OutgoingPart(
+        part_type, _path(context, stored), context.url(stored.path), size=stored.size
+    )
 
 
 @router.get("/studies/{study}", include_in_schema=False)
