@@ -107,3 +107,25 @@ def test_oversize_uploads_are_413_before_reading(site: Site) -> None:
     assert answer.status_code == 413
     assert "at most 2048" in answer.json()["detail"]
     assert _count(site) == before
+
+
+def test_a_repeated_instance_and_more_parts_than_a_batch_are_all_answered(site: Site) -> None:
+    series = ct_series(patient_id="PMANY", rows=16, columns=16, slices=40, seed=4)
+    first = ("application/dicom", part10(series[0]))
+    before = _count(site)
+    answer = _post(
+        site, _body(first, *(("application/dicom", part10(ds)) for ds in series[1:]), first)
+    )
+    assert answer.status_code == 200, answer.text
+    referenced = answer.json()["00081199"]["Value"]
+    assert [item["00081155"]["Value"][0] for item in referenced] == [
+        ds.SOPInstanceUID for ds in [*series, series[0]]
+    ]
+    assert _count(site) == before + 40
+    # The same instance twice within one batch: stored once, answered twice.
+    again = ct_series(patient_id="PAGAIN", rows=16, columns=16, slices=2, seed=5)
+    twice = ("application/dicom", part10(again[0]))
+    answer = _post(site, _body(twice, ("application/dicom", part10(again[1])), twice))
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["00081199"]["Value"]) == 3
+    assert _count(site) == before + 42
