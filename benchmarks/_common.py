@@ -368,6 +368,41 @@ class BareReceiver(Server):
         return sum(1 for _ in self.out_dir.iterdir())
 
 
+class BareStow(Server):
+    """The floor of STOW-RS: HTTP in Python, each part written durably, nothing else."""
+
+    name = "bare"
+
+    def __init__(self, workers: int = 1) -> None:
+        super().__init__()
+        self.http_port = free_port()
+        self.out_dir = self.workdir / "received"
+        self.workers = workers
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            str(BENCH_DIR / "bare_stow.py"),
+            str(self.http_port),
+            str(self.out_dir),
+            str(self.workers),
+        ]
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{HOST}:{self.http_port}"
+
+    def ready(self) -> bool:
+        try:
+            with socket.create_connection((HOST, self.http_port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def instances(self) -> int:
+        return sum(1 for path in self.out_dir.iterdir() if path.suffix != ".tmp")
+
+
 def wait_for_instances(server: Server, expected: int, timeout: float) -> float:
     """Seconds until ``server`` holds ``expected`` instances. A receiver may acknowledge an
     object once it is durable and index it a moment later, so the count is polled, and the lag

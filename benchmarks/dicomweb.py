@@ -46,6 +46,7 @@ from _common import (
     MB,
     POSTGRES_URL,
     SHARDS,
+    BareStow,
     FileSet,
     Kaapana,
     Orthanc,
@@ -66,7 +67,8 @@ from kaapana.testing.synthetic import ct_series
 from query import Query, plan_queries, plan_studies
 from query import _batches as query_study_batches
 
-SERVERS = ("kaapana", "orthanc")
+SERVERS = ("kaapana", "orthanc", "bare", "bare2")
+BARE_WORKERS = {"bare": 1, "bare2": 2}  # STOW-RS only: the Python floor, 1 and 2 processes
 PARTS = ("large", "same", "stow")
 DICOM = "application/dicom"
 WADO_ACCEPT = f'multipart/related; type="{DICOM}"; transfer-syntax=*'
@@ -410,6 +412,12 @@ def kaapana_endpoint(
 def orthanc_endpoint() -> Iterator[tuple[Orthanc, Endpoint]]:
     with Orthanc(dicomweb=True) as server:
         yield server, Endpoint("orthanc", f"{server.http_url}/dicom-web", {})
+
+
+@contextmanager
+def bare_endpoint(workers: int) -> Iterator[tuple[BareStow, Endpoint]]:
+    with BareStow(workers) as server:
+        yield server, Endpoint(f"bare{workers if workers > 1 else ''}", server.http_url, {})
 
 
 def load_orthanc(server: Orthanc, file_sets: Sequence[FileSet]) -> float:
@@ -766,6 +774,15 @@ def _ratios(report: Report) -> None:
                 stow["orthanc"]["instances_per_s"],
                 STOW_TARGETS[kind.key],
             )
+        for bare in BARE_WORKERS:
+            for other in ("kaapana", "orthanc"):
+                if bare in stow and other in stow:
+                    report.ratio(
+                        f"{other}/{bare} instances/s, STOW-RS {STOW_CLIENTS} clients, {kind.label}",
+                        stow[other]["instances_per_s"],
+                        stow[bare]["instances_per_s"],
+                        None,
+                    )
 
 
 def main() -> int:
@@ -875,7 +892,7 @@ def main() -> int:
             args.cache_dir, f"studies-{SAME_STUDIES}", lambda: query_study_batches(plan)
         )
         queries = _with_series_study(_interleaved(plan_queries(plan, count)))
-        for name in servers:
+        for name in (name for name in servers if name not in BARE_WORKERS):
             if name == "kaapana":
                 start = time.perf_counter()
                 with kaapana_endpoint(None, [studies.root, series_files.root]) as (server, end):
@@ -929,7 +946,13 @@ def main() -> int:
                 for name in servers:
                     label = f"STOW-RS {name} {load.kind.label}"
                     try:
-                        opened = kaapana_endpoint() if name == "kaapana" else orthanc_endpoint()
+                        opened = (
+                            kaapana_endpoint()
+                            if name == "kaapana"
+                            else bare_endpoint(BARE_WORKERS[name])
+                            if name in BARE_WORKERS
+                            else orthanc_endpoint()
+                        )
                         with opened as (server, end):
                             seconds = stow_run(end, load)
                             if (held := server.instances()) != load.files.files:
