@@ -174,7 +174,9 @@ def test_serve_answers_https_and_dicom_and_stops_gracefully(
     assert retrieved.status_code == 200
     https.close()
     output = stop(server)
-    assert server.process.returncode == 130  # the shell's code for Ctrl-C, after a clean stop
+    # 130, the shell's code for Ctrl-C, after a clean stop; one loaded run ended with 0, also
+    # after a clean stop, which only the output tells apart.
+    assert server.process.returncode in (0, 130), output[-3000:]
     assert "pending index writes committed" in output
     with (
         Platform(Settings(data_dir=tmp_path / "data")) as platform,
