@@ -415,9 +415,9 @@ def orthanc_endpoint() -> Iterator[tuple[Orthanc, Endpoint]]:
 
 
 @contextmanager
-def bare_endpoint(workers: int) -> Iterator[tuple[BareStow, Endpoint]]:
-    with BareStow(workers) as server:
-        yield server, Endpoint(f"bare{workers if workers > 1 else ''}", server.http_url, {})
+def bare_endpoint(name: str) -> Iterator[tuple[BareStow, Endpoint]]:
+    with BareStow(BARE_WORKERS[name]) as server:
+        yield server, Endpoint(name, server.http_url, {})
 
 
 def load_orthanc(server: Orthanc, file_sets: Sequence[FileSet]) -> float:
@@ -949,7 +949,7 @@ def main() -> int:
                         opened = (
                             kaapana_endpoint()
                             if name == "kaapana"
-                            else bare_endpoint(BARE_WORKERS[name])
+                            else bare_endpoint(name)
                             if name in BARE_WORKERS
                             else orthanc_endpoint()
                         )

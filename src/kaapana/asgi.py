@@ -18,7 +18,7 @@ file stalls the event loop for the duration of its disk read.
 
 import asyncio
 import os
-from typing import Any, BinaryIO, Final
+from typing import Any, Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
@@ -34,23 +34,22 @@ class _ZeroCopyCycle(RequestResponseCycle):
             raise RuntimeError(
                 f"unexpected ASGI message {ZERO_COPY_SEND!r} outside a response body"
             )
-        file: BinaryIO = message["file"]
+        # Only the descriptor is used: the extension's "file" need not be more than fileno().
+        fd: int = message["file"].fileno()
         offset = message.get("offset")
-        offset = file.tell() if offset is None else offset
+        offset = os.lseek(fd, 0, os.SEEK_CUR) if offset is None else offset
         count = message.get("count")
-        count = os.fstat(file.fileno()).st_size - offset if count is None else count
+        count = os.fstat(fd).st_size - offset if count is None else count
         more_body = bool(message.get("more_body", False))
         if self.chunked_encoding or self.scope["method"] == "HEAD":
-            file.seek(offset)
-            await super().send(
-                {"type": "http.response.body", "body": file.read(count), "more_body": more_body}
-            )
+            body = b"" if self.scope["method"] == "HEAD" else os.pread(fd, count, offset)
+            await super().send({"type": "http.response.body", "body": body, "more_body": more_body})
             return
         if count > self.expected_content_length:
             raise RuntimeError("Response content longer than Content-Length")
         await self._empty_transport_buffer()
         if not self.disconnected:
-            await self._sendfile(file, offset, count)
+            await self._sendfile(fd, offset, count)
         self.expected_content_length -= count
         if not more_body:
             await super().send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -71,13 +70,13 @@ class _ZeroCopyCycle(RequestResponseCycle):
             if not self.transport.is_closing():
                 self.transport.set_write_buffer_limits(high=high, low=low)
 
-    async def _sendfile(self, file: BinaryIO, offset: int, count: int) -> None:
+    async def _sendfile(self, fd: int, offset: int, count: int) -> None:
         loop = asyncio.get_running_loop()
         sock = os.dup(self.transport.get_extra_info("socket").fileno())
         try:
             while count > 0 and not self.disconnected:
                 try:
-                    sent = os.sendfile(sock, file.fileno(), offset, count)
+                    sent = os.sendfile(sock, fd, offset, count)
                 except BlockingIOError:
                     await _writable(loop, sock)
                     continue
